@@ -1,0 +1,220 @@
+"""The answer contract per task type: JSON schema, canonical form and validation.
+
+Canonical answers (what predictions store as ``label``):
+- classify: ``"positive"``
+- multi_label: ``["anger", "joy"]`` in ontology order
+- spans: ``[{"start": 0, "end": 5, "text": "Paris", "label": "LOC"}, ...]`` sorted by start
+- fields: ``{"price": 12.5, "currency": "EUR"}``
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from autolabel.errors import AnswerError
+from autolabel.ontology.schema import Ontology, TaskType
+
+_JSON_TYPES = {
+    "string": "string",
+    "number": "number",
+    "integer": "integer",
+    "boolean": "boolean",
+    "date": "string",
+}
+
+
+def answer_schema(ontology: Ontology) -> dict[str, Any]:
+    labels = ontology.label_names
+    if ontology.task == TaskType.CLASSIFY:
+        props: dict[str, Any] = {"label": {"type": "string", "enum": labels}}
+        required = ["label"]
+    elif ontology.task == TaskType.MULTI_LABEL:
+        props = {
+            "labels": {"type": "array", "items": {"type": "string", "enum": labels}},
+        }
+        required = ["labels"]
+    elif ontology.task == TaskType.SPANS:
+        entity = {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string"},
+                "label": {"type": "string", "enum": labels},
+            },
+            "required": ["text", "label"],
+            "additionalProperties": False,
+        }
+        props = {"entities": {"type": "array", "items": entity}}
+        required = ["entities"]
+    else:
+        props = {}
+        required = []
+        for f in ontology.fields:
+            spec: dict[str, Any] = {"type": _JSON_TYPES[f.type]}
+            if f.enum:
+                spec["enum"] = list(f.enum)
+            if f.description:
+                spec["description"] = f.description
+            if not f.required:
+                spec = {"anyOf": [spec, {"type": "null"}]}
+            props[f.name] = spec
+            required.append(f.name)  # optional fields are present but may be null
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def answer_prefix(ontology: Ontology) -> str:
+    """The fixed start of a classify answer, after which label choices are scored."""
+    return '{"label": "' if ontology.task == TaskType.CLASSIFY else ""
+
+
+def format_answer(ontology: Ontology, output: Any) -> str:
+    """Render a few-shot example's output exactly as we ask the model to answer."""
+    if ontology.task == TaskType.CLASSIFY:
+        return json.dumps({"label": output}, ensure_ascii=False)
+    if ontology.task == TaskType.MULTI_LABEL:
+        return json.dumps({"labels": list(output)}, ensure_ascii=False)
+    if ontology.task == TaskType.SPANS:
+        ents = [{"text": o["text"], "label": o["label"]} for o in output]
+        return json.dumps({"entities": ents}, ensure_ascii=False)
+    return json.dumps(output, ensure_ascii=False)
+
+
+def extract_json(raw: str) -> Any:
+    """Parse a JSON object from a model's text: plain, fenced in ```json, or embedded."""
+    text = raw.strip()
+    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    if fence:
+        text = fence.group(1).strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    start = text.find("{")
+    while start != -1:
+        depth = 0
+        in_str = False
+        esc = False
+        for i in range(start, len(text)):
+            ch = text[i]
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == '"':
+                    in_str = False
+            elif ch == '"':
+                in_str = True
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    try:
+                        return json.loads(text[start : i + 1])
+                    except json.JSONDecodeError:
+                        break
+        start = text.find("{", start + 1)
+    raise AnswerError("the answer is not valid JSON", raw=raw[:500])
+
+
+def _match_label(value: Any, labels: list[str]) -> str:
+    if not isinstance(value, str):
+        raise AnswerError(f"expected a label name, got {type(value).__name__} {value!r}")
+    if value in labels:
+        return value
+    folded = {label.casefold(): label for label in labels}
+    hit = folded.get(value.strip().casefold())
+    if hit is None:
+        raise AnswerError(f"'{value}' is not one of the labels ({', '.join(labels[:10])}…)")
+    return hit
+
+
+def parse_answer(ontology: Ontology, raw: str | Any, item: dict[str, Any] | None = None) -> Any:
+    """Validate a model answer (text or already-parsed JSON) into its canonical form."""
+    data = extract_json(raw) if isinstance(raw, str) else raw
+    raw_text = raw if isinstance(raw, str) else json.dumps(raw)
+    if not isinstance(data, dict):
+        raise AnswerError("the answer must be a JSON object", raw=raw_text[:500])
+    labels = ontology.label_names
+    task = ontology.task
+    if task == TaskType.CLASSIFY:
+        if "label" not in data:
+            raise AnswerError("the answer has no 'label' key", raw=raw_text[:500])
+        return _match_label(data["label"], labels)
+    if task == TaskType.MULTI_LABEL:
+        chosen = data.get("labels")
+        if not isinstance(chosen, list):
+            raise AnswerError("'labels' must be a list", raw=raw_text[:500])
+        picked = {_match_label(v, labels) for v in chosen}
+        return [label for label in labels if label in picked]
+    if task == TaskType.SPANS:
+        ents = data.get("entities")
+        if not isinstance(ents, list):
+            raise AnswerError("'entities' must be a list", raw=raw_text[:500])
+        text = _span_source(ontology, item or {})
+        return align_spans(text, ents, labels)
+    return _parse_fields(ontology, data, raw_text)
+
+
+def _span_source(ontology: Ontology, item: dict[str, Any]) -> str:
+    return str(item.get(ontology.input.fields[0], ""))
+
+
+def align_spans(text: str, entities: list[Any], labels: list[str]) -> list[dict[str, Any]]:
+    """Locate each entity's text in ``text`` (in order, then anywhere); drop unfound ones."""
+    out: list[dict[str, Any]] = []
+    cursor = 0
+    for ent in entities:
+        if not isinstance(ent, dict) or not isinstance(ent.get("text"), str):
+            raise AnswerError(f"an entity must be {{text, label}}, got {ent!r}")
+        label = _match_label(ent.get("label"), labels)
+        needle = ent["text"].strip()
+        if not needle:
+            continue
+        start = text.find(needle, cursor)
+        if start == -1:
+            start = text.find(needle)
+        if start == -1:
+            lowered = text.casefold().find(needle.casefold())
+            start = lowered
+        if start == -1:
+            continue  # hallucinated span: not in the item
+        end = start + len(needle)
+        span = {"start": start, "end": end, "text": text[start:end], "label": label}
+        if span not in out:
+            out.append(span)
+        cursor = end
+    return sorted(out, key=lambda s: (s["start"], s["end"]))
+
+
+def _parse_fields(ontology: Ontology, data: dict[str, Any], raw_text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in ontology.fields:
+        value = data.get(f.name)
+        if value is None:
+            if f.required:
+                raise AnswerError(f"field '{f.name}' is required", raw=raw_text[:500])
+            out[f.name] = None
+            continue
+        ok = {
+            "string": isinstance(value, str),
+            "date": isinstance(value, str),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+        }[f.type]
+        if not ok:
+            raise AnswerError(
+                f"field '{f.name}' must be {f.type}, got {value!r}", raw=raw_text[:500]
+            )
+        if f.enum and value not in f.enum:
+            raise AnswerError(f"field '{f.name}': {value!r} not in {f.enum}", raw=raw_text[:500])
+        out[f.name] = value
+    return out

@@ -1,0 +1,131 @@
+"""Compile an ontology + item into chat messages and a JSON schema for the answer.
+
+The prompt hash covers the template sources and the ontology, not the item, so
+every label produced with the same instructions carries the same hash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from autolabel.errors import ConfigError
+from autolabel.hashing import stable_hash
+from autolabel.ontology.answers import answer_prefix, answer_schema, format_answer
+from autolabel.ontology.schema import Ontology, TaskType
+
+
+def default_prompts_dir() -> Path:
+    """``prompts/`` of a source checkout, else the copy packaged into the wheel."""
+    repo = Path(__file__).resolve().parents[3] / "prompts"
+    if repo.is_dir():
+        return repo
+    return Path(str(resources.files("autolabel") / "_prompts"))
+
+
+@dataclass(frozen=True)
+class CompiledPrompt:
+    """What a provider needs for one item."""
+
+    messages: list[dict[str, str]]
+    schema: dict[str, Any]
+    prompt_hash: str
+    task: TaskType
+    # The label set for classify / multi_label (choice scoring needs it).
+    labels: tuple[str, ...] = ()
+    # The assistant's answer begins with this text for choice scoring (e.g. '{"label": "').
+    answer_prefix: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_text(self) -> str:
+        parts = [f"--- {m['role']} ---\n{m['content']}" for m in self.messages]
+        parts.append("--- answer schema ---\n" + json.dumps(self.schema, indent=2))
+        return "\n\n".join(parts)
+
+
+class PromptCompiler:
+    """Renders one template per task type. ``template`` picks a variant (e.g. 'classify_terse')."""
+
+    def __init__(
+        self,
+        ontology: Ontology,
+        *,
+        template: str | None = None,
+        prompts_dir: Path | None = None,
+    ) -> None:
+        self.ontology = ontology
+        self.prompts_dir = prompts_dir or default_prompts_dir()
+        self.template_name = f"{template or ontology.task.value}.j2"
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(self.prompts_dir)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,  # plain text prompts, not HTML
+        )
+        try:
+            self._template = self._env.get_template(self.template_name)
+        except jinja2.TemplateNotFound:
+            available = sorted(p.stem for p in self.prompts_dir.glob("*.j2") if p.stem[0] != "_")
+            raise ConfigError(
+                f"prompt template '{self.template_name}' not found in {self.prompts_dir}",
+                hint=f"available templates: {', '.join(available)}",
+            ) from None
+        self.schema = answer_schema(ontology)
+        self.prompt_hash = self._hash()
+        self._system = self._render_block("system", item={})
+
+    def _hash(self) -> str:
+        sources = {
+            p.name: p.read_text(encoding="utf-8")
+            for p in sorted(self.prompts_dir.glob("*.j2"))
+            if p.name == self.template_name or p.name.startswith("_")
+        }
+        return stable_hash(
+            {
+                "template": self.template_name,
+                "sources": sources,
+                "ontology": self.ontology.model_dump(mode="json", exclude={"review"}),
+            }
+        )
+
+    def _render_block(self, block: str, **context: Any) -> str:
+        ctx = self._template.new_context({"ontology": self.ontology, **context})
+        try:
+            render = self._template.blocks[block]
+        except KeyError:
+            raise ConfigError(f"template {self.template_name} has no '{{% block {block} %}}'") from None
+        return "".join(render(ctx)).strip()
+
+    def compile(self, item: dict[str, Any]) -> CompiledPrompt:
+        shown = {name: _as_text(item.get(name, "")) for name in self.ontology.input.fields}
+        messages: list[dict[str, str]] = [{"role": "system", "content": self._system}]
+        for example in self.ontology.examples:
+            ex_item = {name: example.input.get(name, "") for name in self.ontology.input.fields}
+            messages.append({"role": "user", "content": self._render_block("user", item=ex_item)})
+            messages.append(
+                {"role": "assistant", "content": format_answer(self.ontology, example.output)}
+            )
+        messages.append({"role": "user", "content": self._render_block("user", item=shown)})
+        return CompiledPrompt(
+            messages=messages,
+            schema=self.schema,
+            prompt_hash=self.prompt_hash,
+            task=self.ontology.task,
+            labels=tuple(self.ontology.label_names),
+            answer_prefix=answer_prefix(self.ontology),
+        )
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)

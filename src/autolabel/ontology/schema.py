@@ -1,0 +1,178 @@
+"""The ontology: a labeling task's schema, validated strictly (unknown keys are errors)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class TaskType(StrEnum):
+    CLASSIFY = "classify"  # exactly one label
+    MULTI_LABEL = "multi_label"  # any subset of the labels (possibly empty)
+    SPANS = "spans"  # typed character spans (named entities)
+    FIELDS = "fields"  # structured extraction into typed fields
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Label(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    examples: list[str] = Field(default_factory=list)
+    # Keyboard shortcut in the review TUI; assigned 1-9, a-z when absent.
+    key: str | None = Field(default=None, min_length=1, max_length=1)
+
+
+FieldType = Literal["string", "number", "integer", "boolean", "date"]
+
+
+class ExtractField(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    type: FieldType = "string"
+    description: str = ""
+    required: bool = True
+    enum: list[str] | None = None
+
+
+class InputSpec(_Strict):
+    fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
+    id: str | None = None  # column holding a stable external id; else a content hash
+
+
+class Example(_Strict):
+    """A few-shot example: an input (by field) and its expected output."""
+
+    input: dict[str, str]
+    # classify: "label"; multi_label: ["a", "b"]; spans: [{"text":..,"label":..}]; fields: {...}
+    output: Any
+    explanation: str | None = None
+
+
+class ReviewPolicy(_Strict):
+    """Thresholds the router uses (review issue); all overridable per run."""
+
+    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    per_label: dict[str, float] = Field(default_factory=dict)
+    audit_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    consensus: int = Field(default=1, ge=1, description="agreeing human decisions to finalise")
+    reviewers_per_item: int = Field(default=1, ge=1)
+    route_on_disagreement: bool = True
+    honeypot_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    rules: list[ReviewRule] = Field(default_factory=list)
+    lease_seconds: int = Field(default=600, ge=5)
+
+    @field_validator("per_label")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        for label, t in value.items():
+            if not 0.0 <= t <= 1.0:
+                raise ValueError(f"threshold for '{label}' must be within [0, 1], got {t}")
+        return value
+
+
+class ReviewRule(_Strict):
+    """A check that forces review when violated."""
+
+    name: str
+    kind: Literal["regex", "required_fields", "forbidden_combination"]
+    pattern: str | None = None  # regex: route when the item text matches
+    field: str | None = None  # regex: which input field (default: all shown fields)
+    fields: list[str] = Field(default_factory=list)  # required_fields
+    labels: list[str] = Field(default_factory=list)  # forbidden_combination
+
+
+ReviewPolicy.model_rebuild()
+
+
+class Ontology(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    version: str = "1"
+    task: TaskType
+    description: str = ""
+    input: InputSpec = Field(default_factory=InputSpec)
+    labels: list[Label] = Field(default_factory=list)
+    fields: list[ExtractField] = Field(default_factory=list)
+    guidelines: str = ""
+    examples: list[Example] = Field(default_factory=list)
+    review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Ontology:
+        names = [label.name for label in self.labels]
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise _LocatedError(("labels", i, "name"), f"duplicate label '{name}'")
+            seen.add(name)
+        keys = [label.key for label in self.labels if label.key]
+        if len(keys) != len(set(keys)):
+            raise _LocatedError(("labels",), "two labels share the same review key")
+        if self.task in (TaskType.CLASSIFY, TaskType.MULTI_LABEL, TaskType.SPANS):
+            if self.task == TaskType.CLASSIFY and len(self.labels) < 2:
+                raise _LocatedError(("labels",), "a classify task needs at least two labels")
+            if not self.labels:
+                raise _LocatedError(("labels",), f"a {self.task.value} task needs labels")
+        if self.task == TaskType.FIELDS and not self.fields:
+            raise _LocatedError(("fields",), "a fields task needs at least one field")
+        for label in self.review.per_label:
+            if label not in seen:
+                raise _LocatedError(("review", "per_label", label), f"unknown label '{label}'")
+        for i, ex in enumerate(self.examples):
+            for key in ex.input:
+                if key not in self.input.fields:
+                    raise _LocatedError(
+                        ("examples", i, "input", key),
+                        f"field '{key}' is not in input.fields {self.input.fields}",
+                    )
+            self._check_example_output(i, ex.output, seen)
+        return self
+
+    def _check_example_output(self, i: int, output: Any, labels: set[str]) -> None:
+        loc = ("examples", i, "output")
+        if self.task == TaskType.CLASSIFY:
+            if output not in labels:
+                raise _LocatedError(loc, f"'{output}' is not one of the labels")
+        elif self.task == TaskType.MULTI_LABEL:
+            if not isinstance(output, list) or any(o not in labels for o in output):
+                raise _LocatedError(loc, "must be a list of known labels")
+        elif self.task == TaskType.SPANS:
+            if not isinstance(output, list) or any(
+                not isinstance(o, dict) or o.get("label") not in labels or "text" not in o
+                for o in output
+            ):
+                raise _LocatedError(loc, "must be a list of {text, label} with known labels")
+        elif self.task == TaskType.FIELDS and not isinstance(output, dict):
+            raise _LocatedError(loc, "must be a mapping of field name to value")
+
+    # -- helpers used across the engine -------------------------------------------------
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    def label_keys(self) -> dict[str, str]:
+        """Review TUI key per label: explicit ``key`` or 1-9 then a-z (skipping reserved)."""
+        reserved = set("esfuq?/ ")
+        taken = {label.key for label in self.labels if label.key}
+        pool = [c for c in "123456789abcdghijklmnoprtvwxyz0" if c not in reserved | taken]
+        out: dict[str, str] = {}
+        for label in self.labels:
+            out[label.name] = label.key or (pool.pop(0) if pool else "")
+        return out
+
+
+class _LocatedError(ValueError):
+    """A validation error that knows its field path (turned into file:line by the loader)."""
+
+    def __init__(self, loc: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message

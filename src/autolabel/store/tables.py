@@ -1,0 +1,199 @@
+"""Database tables (sqlmodel). SQLite by default; the same models run on PostgreSQL.
+
+JSON columns hold labels in their canonical form (see ``ontology/answers.py``).
+Times are timezone-aware UTC. Every table change needs a migration in
+``migrations.py`` (bump ``SCHEMA_VERSION``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(default_factory=utcnow, sa_column_kwargs=kw, sa_type=DateTime(timezone=True))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSON, nullable=nullable))
+
+
+# -- engine ---------------------------------------------------------------------------
+
+
+class SchemaInfo(SQLModel, table=True):
+    __tablename__ = "schema_info"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class Dataset(SQLModel, table=True):
+    __tablename__ = "datasets"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    source: str | None = None
+    created_at: datetime = _ts()
+
+
+class Item(SQLModel, table=True):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id", name="uq_item_external"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dataset_id: int = Field(foreign_key="datasets.id", index=True)
+    external_id: str
+    content_hash: str = Field(index=True)
+    row_number: int | None = None
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    id: int | None = Field(default=None, primary_key=True)
+    # Hash of everything that defines the job; the same arguments resume the same run.
+    run_key: str = Field(index=True, unique=True)
+    name: str | None = None
+    dataset_id: int = Field(foreign_key="datasets.id", index=True)
+    ontology_name: str
+    ontology_version: str
+    ontology_hash: str
+    ontology_path: str | None = None
+    # The full validated ontology, so review and evaluation never depend on the file.
+    ontology: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prompt_hash: str = Field(index=True)
+    template: str
+    task: str
+    provider: str
+    model: str
+    base_url: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = "running"  # running | completed | interrupted | failed
+    started_at: datetime = _ts()
+    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    n_items: int = 0
+    n_labeled: int = 0
+    n_failed: int = 0
+    n_cache_hits: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+
+class Prediction(SQLModel, table=True):
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("run_id", "item_id", name="uq_prediction_run_item"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    label: Any = _json()  # canonical answer; None when failed
+    confidence: float | None = None
+    # classify: label -> probability (sums to 1); multi_label: label -> P(applies);
+    # spans: per-span confidences in span order; fields: field -> confidence.
+    distribution: Any = _json()
+    method: str | None = None  # choice_logprobs | token_logprobs | self_consistency | none
+    samples: Any = _json()  # self-consistency: the sampled canonical answers
+    model: str = ""
+    prompt_hash: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cache_hit: bool = False
+    attempts: int = 1
+    error: str | None = Field(default=None, sa_type=Text)
+    raw: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _ts()
+
+
+# -- review ---------------------------------------------------------------------------
+
+
+class ReviewTask(SQLModel, table=True):
+    __tablename__ = "review_tasks"
+    __table_args__ = (
+        UniqueConstraint("queue", "item_id", name="uq_task_queue_item"),
+        Index("ix_task_pick", "queue", "status", "priority"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    queue: str = Field(index=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    run_id: int | None = Field(default=None, foreign_key="runs.id")
+    prediction_id: int | None = Field(default=None, foreign_key="predictions.id")
+    ontology_path: str | None = None
+    status: str = "pending"  # pending | claimed | decided | skipped | flagged | adjudication
+    priority: float = 0.0  # lower is served first
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    suggestion: Any = _json()  # the model's label shown to the reviewer
+    confidence: float | None = None
+    alternatives: Any = _json()  # {run_id: label} from disagreeing runs
+    required_decisions: int = 1
+    is_honeypot: bool = False
+    gold_label: Any = _json()  # honeypots only; never shown to reviewers
+    final_label: Any = _json()
+    final_source: str | None = None  # model | human | consensus | adjudicator
+    claimed_by: str | None = None
+    lease_expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Decision(SQLModel, table=True):
+    """The append-only audit trail: every action a reviewer takes."""
+
+    __tablename__ = "decisions"
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="review_tasks.id", index=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    reviewer: str = Field(index=True)
+    action: str  # decide | skip | flag | undo | adjudicate
+    label: Any = _json()
+    label_before: Any = _json()
+    note: str | None = Field(default=None, sa_type=Text)
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    seconds: float | None = None
+    undone: bool = False
+    undoes_id: int | None = None
+    created_at: datetime = _ts()
+
+
+# -- evaluation -----------------------------------------------------------------------
+
+
+class GoldSet(SQLModel, table=True):
+    __tablename__ = "gold_sets"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_gold_name_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    version: int = 1
+    dataset_id: int = Field(foreign_key="datasets.id")
+    ontology_name: str
+    source: str | None = None
+    created_at: datetime = _ts()
+
+
+class GoldLabel(SQLModel, table=True):
+    __tablename__ = "gold_labels"
+    __table_args__ = (UniqueConstraint("gold_set_id", "item_id", name="uq_gold_item"),)
+    id: int | None = Field(default=None, primary_key=True)
+    gold_set_id: int = Field(foreign_key="gold_sets.id", index=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    label: Any = _json(nullable=False)
+
+
+class EvalRecord(SQLModel, table=True):
+    """One evaluation result, kept so ``autolabel history`` can show trends."""
+
+    __tablename__ = "eval_records"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    gold_set_id: int | None = Field(default=None, foreign_key="gold_sets.id")
+    experiment: str | None = Field(default=None, index=True)
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()

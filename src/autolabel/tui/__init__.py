@@ -1,0 +1,1 @@
+"""The review TUI (Textual). The only package that imports textual."""
