@@ -58,8 +58,9 @@ class Item(SQLModel, table=True):
 class Run(SQLModel, table=True):
     __tablename__ = "runs"
     id: int | None = Field(default=None, primary_key=True)
-    # Hash of everything that defines the job; the same arguments resume the same run.
-    run_key: str = Field(index=True, unique=True)
+    # Hash of everything that defines the job: the same arguments resume an unfinished run;
+    # re-running a completed job makes a new run (served from the response cache).
+    run_key: str = Field(index=True)
     name: str | None = None
     dataset_id: int = Field(foreign_key="datasets.id", index=True)
     ontology_name: str
