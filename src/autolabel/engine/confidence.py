@@ -1,0 +1,197 @@
+"""From a provider response to (label, confidence, distribution, method).
+
+Methods, in order of preference:
+- ``choice_logprobs``: the provider scored every label (embedded model). Classify:
+  softmax over the label set; multi_label: one probability per label.
+- ``token_logprobs``: the endpoint returned token log-probabilities for its answer.
+  Classify: the chosen label's probability is the product of its tokens'
+  probabilities, alternatives come from the top log-probs at the label's first
+  token; the result is normalised over the label set. Spans/fields: each span's
+  (field's) probability is the product over the tokens of its value.
+- ``self_consistency``: no log-probabilities; the share of n samples that agree
+  with the majority answer (per label / span / field for the distribution).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from autolabel.errors import AnswerError
+from autolabel.hashing import canonical_json
+from autolabel.ontology.answers import parse_answer
+from autolabel.ontology.schema import Ontology, TaskType
+from autolabel.providers.base import ProviderResponse, Sample, TokenLogprob
+
+
+@dataclass(frozen=True)
+class Scored:
+    label: Any
+    confidence: float
+    distribution: Any
+    method: str
+    samples: list[Any] | None = None
+
+
+def softmax(scores: dict[str, float]) -> dict[str, float]:
+    top = max(scores.values())
+    exp = {k: math.exp(v - top) for k, v in scores.items()}
+    total = sum(exp.values())
+    return {k: v / total for k, v in exp.items()}
+
+
+def score_response(ontology: Ontology, response: ProviderResponse, item: dict[str, Any]) -> Scored:
+    """Raise AnswerError when no sample yields a valid answer."""
+    if response.label_scores:
+        return _from_label_scores(ontology, response.label_scores)
+    if len(response.samples) > 1:
+        return _self_consistency(ontology, response.samples, item)
+    sample = response.samples[0]
+    label = parse_answer(ontology, sample.text, item)
+    if sample.logprobs:
+        return _from_token_logprobs(ontology, label, sample)
+    # One sample and nothing to score it with: the caller asks for more samples.
+    return Scored(label, float("nan"), None, "none")
+
+
+def _from_label_scores(ontology: Ontology, scores: dict[str, float]) -> Scored:
+    names = ontology.label_names
+    if ontology.task == TaskType.CLASSIFY:
+        dist = softmax({n: scores[n] for n in names})
+        label = max(dist, key=dist.__getitem__)
+        return Scored(label, dist[label], dist, "choice_logprobs")
+    probs = {n: float(scores[n]) for n in names}
+    chosen = [n for n in names if probs[n] >= 0.5]
+    return Scored(chosen, _set_confidence(probs), probs, "choice_logprobs")
+
+
+def _set_confidence(probs: dict[str, float]) -> float:
+    """How sure the whole multi-label decision is: the least certain label decides."""
+    return min((max(p, 1.0 - p) for p in probs.values()), default=1.0)
+
+
+# -- token log-probabilities -----------------------------------------------------------
+
+
+def _offsets(tokens: list[TokenLogprob]) -> tuple[str, list[int]]:
+    starts: list[int] = []
+    pos = 0
+    for tok in tokens:
+        starts.append(pos)
+        pos += len(tok.token)
+    return "".join(t.token for t in tokens), starts
+
+
+def _tokens_in(starts: list[int], tokens: list[TokenLogprob], lo: int, hi: int) -> list[int]:
+    return [i for i, s in enumerate(starts) if s < hi and s + len(tokens[i].token) > lo]
+
+
+def _value_span(text: str, key: str, value: str, after: int = 0) -> tuple[int, int] | None:
+    """Character span of a JSON string value ``value`` for ``key``, searching from ``after``."""
+    key_at = text.find(f'"{key}"', after)
+    if key_at == -1:
+        return None
+    start = text.find(value, key_at + len(key) + 2)
+    if start == -1:
+        return None
+    return start, start + len(value)
+
+
+def _prob(tokens: list[TokenLogprob], idx: list[int]) -> float:
+    return math.exp(sum(tokens[i].logprob for i in idx)) if idx else 1.0
+
+
+def _from_token_logprobs(ontology: Ontology, label: Any, sample: Sample) -> Scored:
+    tokens = sample.logprobs or []
+    text, starts = _offsets(tokens)
+    task = ontology.task
+    if task == TaskType.CLASSIFY:
+        span = _value_span(text, "label", str(label))
+        if span is None:  # the model wrote the label differently (case); score whole answer
+            p = _prob(tokens, list(range(len(tokens))))
+            dist = {n: (p if n == label else 0.0) for n in ontology.label_names}
+            return Scored(label, p, _normalise(dist, label), "token_logprobs")
+        idx = _tokens_in(starts, tokens, *span)
+        mass = {n: 0.0 for n in ontology.label_names}
+        mass[label] = _prob(tokens, idx)
+        first = tokens[idx[0]] if idx else None
+        if first is not None:
+            offset = span[0] - starts[idx[0]]  # the token may begin before the value (a quote)
+            for alt, lp in first.top.items():
+                alt_text = alt[offset:] if offset > 0 else alt
+                if not alt_text or alt == first.token:
+                    continue
+                matches = [n for n in ontology.label_names if n != label and n.startswith(alt_text)]
+                for n in matches:
+                    mass[n] += math.exp(lp) / len(matches)
+        dist = _normalise(mass, label)
+        return Scored(label, dist[label], dist, "token_logprobs")
+    if task == TaskType.MULTI_LABEL:
+        probs = {n: 0.0 for n in ontology.label_names}
+        cursor = 0
+        for name in label:
+            at = text.find(f'"{name}"', cursor)
+            if at == -1:
+                probs[name] = 1.0
+                continue
+            probs[name] = _prob(tokens, _tokens_in(starts, tokens, at + 1, at + 1 + len(name)))
+            cursor = at + len(name)
+        return Scored(label, _set_confidence(probs), probs, "token_logprobs")
+    if task == TaskType.SPANS:
+        per_span: list[float] = []
+        for span_obj in label:
+            span = _value_span(text, "text", span_obj["text"])
+            lspan = _value_span(text, "label", span_obj["label"], span[1] if span else 0)
+            idx = _tokens_in(starts, tokens, *span) if span else []
+            if lspan:
+                idx += _tokens_in(starts, tokens, *lspan)
+            per_span.append(_prob(tokens, sorted(set(idx))))
+        if not per_span:  # "no entities" is itself a decision with a probability
+            return Scored(label, _prob(tokens, list(range(len(tokens)))), [], "token_logprobs")
+        return Scored(label, min(per_span), per_span, "token_logprobs")
+    # fields
+    per_field: dict[str, float] = {}
+    for name, value in label.items():
+        rendered = canonical_json(value) if not isinstance(value, str) else value
+        span = _value_span(text, name, rendered)
+        per_field[name] = _prob(tokens, _tokens_in(starts, tokens, *span)) if span else 1.0
+    return Scored(label, min(per_field.values(), default=1.0), per_field, "token_logprobs")
+
+
+def _normalise(mass: dict[str, float], chosen: str) -> dict[str, float]:
+    total = sum(mass.values())
+    if total <= 0:
+        return {n: (1.0 if n == chosen else 0.0) for n in mass}
+    return {n: v / total for n, v in mass.items()}
+
+
+# -- self-consistency ----------------------------------------------------------------
+
+
+def _self_consistency(ontology: Ontology, samples: list[Sample], item: dict[str, Any]) -> Scored:
+    answers: list[Any] = []
+    errors: list[str] = []
+    for s in samples:
+        try:
+            answers.append(parse_answer(ontology, s.text, item))
+        except AnswerError as exc:
+            errors.append(exc.message)
+    if not answers:
+        raise AnswerError(f"no valid answer in {len(samples)} samples: {errors[0]}")
+    n = len(samples)  # unparseable samples count against agreement
+    votes = Counter(canonical_json(a) for a in answers)
+    top_key, top_count = votes.most_common(1)[0]
+    label = next(a for a in answers if canonical_json(a) == top_key)
+    task = ontology.task
+    dist: Any
+    if task == TaskType.CLASSIFY:
+        dist = {name: sum(1 for a in answers if a == name) / n for name in ontology.label_names}
+    elif task == TaskType.MULTI_LABEL:
+        dist = {name: sum(1 for a in answers if name in a) / n for name in ontology.label_names}
+    elif task == TaskType.SPANS:
+        dist = [sum(1 for a in answers if sp in a) / n for sp in label]
+    else:
+        dist = {k: sum(1 for a in answers if a.get(k) == v) / n for k, v in label.items()}
+    return Scored(label, top_count / n, dist, "self_consistency", samples=answers)

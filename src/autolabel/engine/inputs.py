@@ -1,0 +1,186 @@
+"""Streaming input: CSV, JSONL and Parquet rows → validated items.
+
+Rows are read lazily (constant memory in the file size). Each row is checked
+against the ontology's input fields; a bad row is reported with its 1-based data
+row number (header excluded; for JSONL, the line number) and the field at fault.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from autolabel.errors import BadRowError, InputError
+from autolabel.hashing import stable_hash
+from autolabel.ontology.schema import Ontology
+
+Format = Literal["csv", "jsonl", "parquet"]
+SUFFIXES: dict[str, Format] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+@dataclass(frozen=True)
+class InputItem:
+    row: int  # 1-based data row (JSONL: line)
+    external_id: str
+    content_hash: str
+    payload: dict[str, Any]  # the whole row, so export can carry every input column
+
+
+def detect_format(path: Path) -> Format:
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{path}: unknown input format '{path.suffix}'",
+            hint="use .csv, .tsv, .jsonl or .parquet",
+        )
+    return fmt
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (row number, raw row) without validation."""
+    if not path.exists():
+        raise InputError(f"input file not found: {path}")
+    fmt = detect_format(path)
+    if fmt == "csv":
+        yield from _read_csv(path)
+    elif fmt == "jsonl":
+        yield from _read_jsonl(path)
+    else:
+        yield from _read_parquet(path)
+
+
+def _read_csv(path: Path) -> Iterator[tuple[int, Any]]:
+    csv.field_size_limit(sys.maxsize)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        if reader.fieldnames is None:
+            raise InputError(f"{path}: the file is empty (no header row)")
+        try:
+            for i, row in enumerate(reader, start=1):
+                if None in row:  # more cells than header columns
+                    row = {k: v for k, v in row.items() if k is not None}
+                    row["__extra_cells__"] = True
+                yield i, row
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read CSV near row {reader.line_num}: {exc}") from exc
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield i, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield i, _Unparseable(str(exc))
+
+
+def _read_parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq  # heavy import, only when needed
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises many types for a bad file
+        raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
+    row = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        for record in batch.to_pylist():
+            row += 1
+            yield row, record
+
+
+def count_rows(path: Path) -> int | None:
+    """Cheap row count for the progress bar (None when unknown)."""
+    try:
+        fmt = detect_format(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "jsonl":
+            with path.open("rb") as fh:
+                return sum(1 for line in fh if line.strip())
+        return sum(1 for _ in _read_csv(path))
+    except (OSError, InputError):
+        return None
+
+
+class _Unparseable:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class RowValidator:
+    """Turns raw rows into items, or raises BadRowError naming row and field."""
+
+    def __init__(self, ontology: Ontology, id_column: str | None = None) -> None:
+        self.fields = list(ontology.input.fields)
+        self.id_column = id_column or ontology.input.id
+
+    def validate(self, row_number: int, row: Any) -> InputItem:
+        if isinstance(row, _Unparseable):
+            raise BadRowError(f"invalid JSON: {row.reason}", row=row_number)
+        if not isinstance(row, dict):
+            raise BadRowError(
+                f"expected an object with fields {self.fields}, got {type(row).__name__}",
+                row=row_number,
+            )
+        if row.get("__extra_cells__"):
+            raise BadRowError("more cells than header columns (unquoted comma?)", row=row_number)
+        shown: dict[str, str] = {}
+        for name in self.fields:
+            if name not in row:
+                raise BadRowError(
+                    f"missing field (columns are: {', '.join(map(str, row))})",
+                    row=row_number,
+                    field=name,
+                )
+            value = row[name]
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise BadRowError("empty text", row=row_number, field=name)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise BadRowError(
+                    f"expected text, got {type(value).__name__}", row=row_number, field=name
+                )
+            shown[name] = str(value)
+        content_hash = stable_hash(shown)[:32]
+        if self.id_column:
+            raw_id = row.get(self.id_column)
+            if raw_id is None or str(raw_id).strip() == "":
+                raise BadRowError("missing id", row=row_number, field=self.id_column)
+            external_id = str(raw_id).strip()
+        else:
+            external_id = content_hash[:16]
+        # Repeated ids map to the same item, labeled once; the pipeline counts them.
+        payload = {k: _jsonable(v) for k, v in row.items()}
+        return InputItem(row_number, external_id, content_hash, payload)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)  # dates, decimals from Parquet
+
+
+def external_id_for(ontology: Ontology, row: dict[str, Any], id_column: str | None = None) -> str:
+    """The external id the engine gives a row (used by gold import to match items)."""
+    column = id_column or ontology.input.id
+    if column:
+        return str(row[column]).strip()
+    shown = {name: str(row[name]) for name in ontology.input.fields}
+    return stable_hash(shown)[:16]

@@ -1,0 +1,30 @@
+"""Optional requests/minute and tokens/minute limits (leaky buckets from aiolimiter)."""
+
+from __future__ import annotations
+
+from aiolimiter import AsyncLimiter
+
+
+class RateLimits:
+    def __init__(
+        self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None
+    ) -> None:
+        self._rpm = AsyncLimiter(requests_per_minute, 60) if requests_per_minute else None
+        self._tpm = AsyncLimiter(tokens_per_minute, 60) if tokens_per_minute else None
+        self._tpm_max = tokens_per_minute or 0.0
+
+    @property
+    def active(self) -> bool:
+        return self._rpm is not None or self._tpm is not None
+
+    async def acquire(self, estimated_tokens: int) -> None:
+        if self._rpm is not None:
+            await self._rpm.acquire()
+        if self._tpm is not None:
+            # A request larger than the whole budget still goes, after waiting for a full bucket.
+            await self._tpm.acquire(min(float(estimated_tokens), self._tpm_max))
+
+
+def estimate_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
+    """~4 characters per token: good enough for pacing, not for billing."""
+    return sum(len(m["content"]) for m in messages) // 4 + max_tokens
