@@ -1,1 +1,32 @@
-"""testing."""
+"""Test helpers for autolabel and its users: a real OpenAI-protocol server on loopback.
+
+See :mod:`autolabel.testing.openai_server`.
+"""
+
+from autolabel.testing.openai_server import (
+    FakeOpenAIServer,
+    RecordedRequest,
+    Reply,
+    Responder,
+    chat_reply,
+    default_responder,
+    error_reply,
+    hang_reply,
+    raw_reply,
+    scripted,
+    token_logprobs,
+)
+
+__all__ = [
+    "FakeOpenAIServer",
+    "RecordedRequest",
+    "Reply",
+    "Responder",
+    "chat_reply",
+    "default_responder",
+    "error_reply",
+    "hang_reply",
+    "raw_reply",
+    "scripted",
+    "token_logprobs",
+]

@@ -1,0 +1,379 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server, Ollama, LM Studio…).
+
+The provider owns the key and the HTTP client; the engine only sees
+:class:`~autolabel.providers.base.ProviderRequest` in and
+:class:`~autolabel.providers.base.ProviderResponse` out.
+
+Endpoints differ in what they accept, so the provider *degrades and remembers*: it
+asks for strict ``json_schema`` structured output, falls back to ``json_object`` and
+then plain text when the endpoint answers 400 about ``response_format``; it stops
+asking for ``logprobs`` when they are rejected; and it issues ``n`` parallel requests
+when ``n`` > 1 is rejected (or fewer choices come back). What it learned is kept per
+provider instance.
+
+Retries are not done here (the client has ``max_retries=0``): transport failures are
+mapped in one place, :func:`_map_error`, to
+:class:`~autolabel.errors.TransientProviderError` (with the server's ``retry_after``)
+or :class:`~autolabel.errors.PermanentProviderError`, and the engine retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ipaddress
+import os
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import openai
+
+from autolabel.errors import (
+    ConfigError,
+    PermanentProviderError,
+    ProviderError,
+    TransientProviderError,
+)
+from autolabel.providers.base import (
+    Provider,
+    ProviderRequest,
+    ProviderResponse,
+    Sample,
+    StructuredMode,
+    TokenLogprob,
+)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Local servers (llama.cpp, vLLM, Ollama) ignore the key but the client insists on one.
+_PLACEHOLDER_KEY = "autolabel-no-key"
+_MODES: tuple[StructuredMode, ...] = ("json_schema", "json_object", "text")
+# A request that keeps hitting 400s about features would loop; each retry drops one feature.
+_MAX_DOWNGRADES = 6
+
+
+def is_local_url(url: str) -> bool:
+    """True for loopback / private-network hosts, which usually need no API key."""
+    host = (urlparse(url).hostname or "").strip("[]")
+    if host in ("localhost", "host.docker.internal") or host.endswith(".local"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_unspecified
+
+
+class OpenAIProvider(Provider):
+    """An OpenAI-protocol endpoint. Any model name works; nothing is allow-listed."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        *,
+        max_connections: int = 512,
+        top_logprobs: int = 5,
+        structured: StructuredMode = "json_schema",
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        if not model:
+            raise ConfigError("no model name given", hint="pass --model, e.g. --model gpt-4o-mini")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        key = api_key or os.environ.get("AUTOLABEL_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if not is_local_url(self.base_url):
+                raise ConfigError(
+                    f"no API key for {self.base_url}",
+                    hint="set AUTOLABEL_API_KEY (or OPENAI_API_KEY), or point --base-url at a "
+                    "local OpenAI-compatible server",
+                )
+            key = _PLACEHOLDER_KEY
+        self._api_key = key
+        self.timeout_s = timeout_s
+        self.max_connections = max_connections
+        self.top_logprobs = top_logprobs
+        self.extra_body = dict(extra_body or {})
+        # What this endpoint has shown it accepts (learned from its 400s).
+        self._mode_index = _MODES.index(structured) if structured in _MODES else 0
+        self._logprobs_ok = True
+        self._n_ok = True
+        self._max_tokens_key = "max_tokens"
+        # One client per event loop: httpx pools are bound to the loop that opened them,
+        # and the sync ``run_job`` wrapper may run several loops over one provider.
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def structured_mode(self) -> StructuredMode:
+        """The structured-output mode requests are sent with now."""
+        return _MODES[self._mode_index]
+
+    @property
+    def logprobs_supported(self) -> bool:
+        return self._logprobs_ok
+
+    # -- client ---------------------------------------------------------------------------
+    def _get_client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            limits = httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+                keepalive_expiry=30.0,
+            )
+            timeout = httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0))
+            http = httpx.AsyncClient(limits=limits, timeout=timeout)
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self.base_url,
+                timeout=timeout,
+                max_retries=0,  # the engine retries, driven by our error types
+                http_client=http,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._client_loop is asyncio.get_running_loop():
+            await client.close()
+        self._client_loop = None
+
+    # -- requests -------------------------------------------------------------------------
+    def _params(self, request: ProviderRequest, n: int, seed: int | None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.messages(),
+            "temperature": request.temperature,
+            self._max_tokens_key: request.max_tokens,
+        }
+        if n > 1:
+            params["n"] = n
+        if seed is not None:
+            params["seed"] = seed
+        if request.logprobs and self._logprobs_ok:
+            params["logprobs"] = True
+            if self.top_logprobs:
+                params["top_logprobs"] = self.top_logprobs
+        mode = self.structured_mode
+        if mode == "json_schema":
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": f"{request.prompt.task.value}_answer",
+                    "schema": request.prompt.schema,
+                    "strict": True,
+                },
+            }
+        elif mode == "json_object":
+            params["response_format"] = {"type": "json_object"}
+        if self.extra_body:
+            params["extra_body"] = self.extra_body
+        return params
+
+    async def _create(self, request: ProviderRequest, n: int, seed: int | None) -> dict[str, Any]:
+        """One HTTP call, degrading features the endpoint rejects. Returns the raw JSON."""
+        for _ in range(_MAX_DOWNGRADES):
+            mode = self.structured_mode
+            params = self._params(request, n, seed)
+            try:
+                # The raw response skips building pydantic models for every answer (the
+                # client's biggest per-request CPU cost); we read the few fields we need.
+                raw = await self._get_client().chat.completions.with_raw_response.create(**params)
+                data = raw.http_response.json()
+            except openai.BadRequestError as e:
+                if self._downgrade(e, mode, n, params):
+                    continue
+                raise _map_error(e, self) from e
+            except (openai.OpenAIError, httpx.HTTPError) as e:
+                raise _map_error(e, self) from e
+            except ValueError as e:  # the endpoint's body is not JSON
+                raise TransientProviderError(f"{self.base_url} sent a non-JSON answer: {e}") from e
+            if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+                raise TransientProviderError(f"{self.base_url} sent an answer with no choices")
+            data["_mode"] = mode
+            return data
+        raise PermanentProviderError(
+            f"{self.base_url} kept rejecting requests for model '{self.model}'",
+            hint="check that the endpoint speaks the OpenAI chat-completions protocol",
+        )
+
+    def _downgrade(
+        self, e: openai.BadRequestError, mode: StructuredMode, n: int, params: dict[str, Any]
+    ) -> bool:
+        """Learn from a 400 about a feature; True when the request should be sent again."""
+        text = _error_text(e)
+        param = _error_param(e)
+        if "response_format" in params and (
+            param == "response_format"
+            or any(w in text for w in ("response_format", "json_schema", "json_object"))
+        ):
+            # Another request may have downgraded already; only step from the mode we sent.
+            if self.structured_mode == mode and self._mode_index < len(_MODES) - 1:
+                self._mode_index += 1
+            return True
+        if "logprobs" in params and (param in ("logprobs", "top_logprobs") or "logprob" in text):
+            self._logprobs_ok = False
+            return True
+        if n > 1 and (param == "n" or "'n'" in text or "n>1" in text or "n > 1" in text):
+            self._n_ok = False
+            raise _NRejected
+        if "max_completion_tokens" in text and self._max_tokens_key == "max_tokens":
+            self._max_tokens_key = "max_completion_tokens"
+            return True
+        return False
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        started = time.monotonic()
+        n = max(1, request.n)
+        calls: list[dict[str, Any]] = []
+        if n == 1 or self._n_ok:
+            try:
+                calls.append(await self._create(request, n, request.seed))
+            except _NRejected:
+                pass  # fall through to one request per sample
+        got = sum(len(c["choices"]) for c in calls)
+        if got < n:
+            # ``n`` rejected, or ignored (some servers send one choice): one request per
+            # missing sample, with distinct seeds so seeded endpoints do not repeat.
+            def seed_of(i: int) -> int | None:
+                return None if request.seed is None else request.seed + i
+
+            more = await asyncio.gather(
+                *(self._create(request, 1, seed_of(got + i)) for i in range(n - got))
+            )
+            calls.extend(more)
+        samples = [_sample(ch) for c in calls for ch in c["choices"]][:n]
+        usage = [c.get("usage") or {} for c in calls]
+        return ProviderResponse(
+            samples=samples,
+            model=str(calls[0].get("model") or self.model),
+            tokens_in=sum(int(u.get("prompt_tokens") or 0) for u in usage),
+            tokens_out=sum(int(u.get("completion_tokens") or 0) for u in usage),
+            latency_s=time.monotonic() - started,
+            # The weakest mode any call used: what the answers can be trusted to follow.
+            structured=max((c["_mode"] for c in calls), key=_MODES.index),
+        )
+
+
+class _NRejected(Exception):
+    """Control flow: the endpoint refuses ``n`` > 1; ask once per sample instead."""
+
+
+def _sample(choice: dict[str, Any]) -> Sample:
+    message = choice.get("message") or {}
+    text = message.get("content")
+    if text is None:
+        # A refusal or a tool call: no answer text. The engine's parser turns "" into a re-ask.
+        text = ""
+    lp = choice.get("logprobs") or {}
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not content:
+        return Sample(text=str(text), logprobs=None)
+    tokens = [
+        TokenLogprob(
+            token=str(t.get("token", "")),
+            logprob=float(t.get("logprob", 0.0)),
+            top={
+                str(a.get("token", "")): float(a.get("logprob", 0.0))
+                for a in (t.get("top_logprobs") or [])
+            },
+        )
+        for t in content
+    ]
+    return Sample(text=str(text), logprobs=tokens)
+
+
+# -- error mapping (the one place) --------------------------------------------------------
+
+
+def _error_body(e: openai.APIStatusError) -> dict[str, Any]:
+    body = e.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return body if isinstance(body, dict) else {}
+
+
+def _error_text(e: openai.APIStatusError) -> str:
+    err = _error_body(e)
+    return str(err.get("message") or e.message or "").lower()
+
+
+def _error_param(e: openai.APIStatusError) -> str | None:
+    param = _error_body(e).get("param")
+    return str(param) if param else None
+
+
+def parse_retry_after(headers: httpx.Headers | dict[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _map_error(e: Exception, provider: OpenAIProvider) -> ProviderError:
+    """Turn a client/transport exception into our hierarchy (callers ``raise … from e``)."""
+    where = f"{provider.base_url} (model '{provider.model}')"
+    if isinstance(e, openai.APITimeoutError | httpx.TimeoutException):
+        return TransientProviderError(f"{where} did not answer within {provider.timeout_s:g}s")
+    if isinstance(e, openai.APIConnectionError | httpx.TransportError):
+        cause = e.__cause__ or e
+        return TransientProviderError(f"cannot reach {where}: {cause}")
+    if isinstance(e, openai.APIStatusError):
+        status = e.status_code
+        err = _error_body(e)
+        message = str(err.get("message") or e.message)
+        if status == 429:
+            if err.get("code") == "insufficient_quota" or err.get("type") == "insufficient_quota":
+                return PermanentProviderError(
+                    f"{where}: {message}", hint="the account is out of quota; check its billing"
+                )
+            return TransientProviderError(
+                f"{where} is rate limiting: {message}",
+                retry_after=parse_retry_after(e.response.headers),
+            )
+        if status >= 500 or status in (408, 409):
+            return TransientProviderError(
+                f"{where} failed with HTTP {status}: {message}",
+                retry_after=parse_retry_after(e.response.headers),
+            )
+        hint = {
+            401: "check AUTOLABEL_API_KEY / OPENAI_API_KEY",
+            403: "the key lacks access to this model or endpoint",
+            404: "check the model name and --base-url (it usually ends in /v1)",
+        }.get(status)
+        return PermanentProviderError(
+            f"{where} rejected the request (HTTP {status}): {message}", hint=hint
+        )
+    if isinstance(e, ProviderError):
+        return e
+    return TransientProviderError(f"{where}: {type(e).__name__}: {e}")
