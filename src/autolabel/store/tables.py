@@ -135,6 +135,8 @@ class ReviewTask(SQLModel, table=True):
     confidence: float | None = None
     alternatives: Any = _json()  # {run_id: label} from disagreeing runs
     required_decisions: int = 1
+    # Most human decisions taken before a disagreement goes to adjudication (>= required).
+    reviewers_per_item: int = 1
     is_honeypot: bool = False
     gold_label: Any = _json()  # honeypots only; never shown to reviewers
     final_label: Any = _json()
@@ -143,6 +145,22 @@ class ReviewTask(SQLModel, table=True):
     lease_expires_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class ReviewClaim(SQLModel, table=True):
+    """A reviewer's leased hold on a task; several when consensus needs several reviewers.
+
+    Not audit data: claims are deleted on decide/skip/release and when their lease expires.
+    """
+
+    __tablename__ = "review_claims"
+    __table_args__ = (UniqueConstraint("task_id", "reviewer", name="uq_claim_task_reviewer"),)
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="review_tasks.id", index=True)
+    reviewer: str = Field(index=True)
+    lease_expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    adjudicating: bool = False  # held to settle a disagreement or flag, not to vote
+    created_at: datetime = _ts()
 
 
 class Decision(SQLModel, table=True):

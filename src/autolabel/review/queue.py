@@ -1,0 +1,590 @@
+"""The review queue: leased claims, decisions, consensus and undo, all in the database.
+
+Every action is one short write transaction (see ``transactions.py``), committed
+before the method returns, so a reviewer process killed at any moment loses
+nothing it was told had succeeded. The ``decisions`` table is append-only: undo
+appends an ``undo`` row and marks the undone row ``undone=True``.
+
+Several reviewers may hold one task at the same time, but never more than the
+consensus still needs (``consensus.still_needed``): with ``required_decisions=2``
+two reviewers can work on a fresh task in parallel, a third cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, delete, func
+from sqlmodel import Session, col, select
+
+from autolabel.errors import NotFoundError, ReviewError
+from autolabel.ontology.schema import Ontology
+from autolabel.review.consensus import (
+    ADJUDICATION_STATUSES,
+    HUMAN_ACTIONS,
+    SERVABLE_STATUSES,
+    LiveAction,
+    TaskState,
+    derive_state,
+    still_needed,
+)
+from autolabel.review.labels import canonical_human_label, label_key
+from autolabel.review.transactions import aware, write_session
+from autolabel.review.views import DecisionView, QueueStats, TaskView
+from autolabel.store.database import Database
+from autolabel.store.tables import Decision, Item, Prediction, ReviewClaim, ReviewTask, Run, utcnow
+
+# Recent work that ``stats().pace_per_min`` looks at.
+PACE_WINDOW = timedelta(minutes=15)
+PACE_MAX_DECISIONS = 30
+
+
+class ReviewQueue:
+    """One named queue of review tasks, shared by any number of reviewer processes."""
+
+    def __init__(
+        self,
+        db: Database,
+        queue: str = "default",
+        *,
+        lease_seconds: int = 600,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.queue = queue
+        self.lease = timedelta(seconds=lease_seconds)
+        self.clock = clock
+        self._ontologies: dict[int, Ontology] = {}
+
+    # -- reviewer actions -----------------------------------------------------------
+
+    def claim(self, reviewer: str, *, adjudicate: bool = False) -> TaskView | None:
+        """Lease the reviewer's next task: its own live claim first, then the lowest
+        priority task it may take. ``adjudicate=True`` serves flagged tasks and tasks
+        whose reviewers disagreed, for an adjudicator to settle."""
+        now = self._now()
+        with write_session(self.db) as s:
+            self._drop_expired(s, now)
+            task = self._own_claim(s, reviewer, now, adjudicate) or self._next_task(
+                s, reviewer, now, adjudicate
+            )
+            if task is None:
+                return None
+            return self._view(s, task)
+
+    def decide(
+        self, task_id: int, reviewer: str, label: Any, *, seconds: float | None = None
+    ) -> DecisionView:
+        """Record the reviewer's label. On a task awaiting adjudication this is the
+        adjudicator's final word (action ``adjudicate``)."""
+        now = self._now()
+        with write_session(self.db) as s:
+            task = self._lock(s, task_id)
+            label = canonical_human_label(self._ontology(s, task.run_id), label)
+            state = self._state(s, task, now)
+            mine = self._claim_of(s, task.id, reviewer)
+            if state.status == "decided":
+                raise ReviewError(
+                    f"task {task_id} is already final",
+                    hint="use undo to change your own decision, or adjudicate to override",
+                )
+            if state.status in ADJUDICATION_STATUSES:
+                if mine is None or not mine.adjudicating:
+                    raise ReviewError(
+                        f"task {task_id} awaits adjudication",
+                        hint="claim it with adjudicate=True (autolabel review --adjudicate)",
+                    )
+                action = "adjudicate"
+            else:
+                if self._has_decided(s, task.id, reviewer):
+                    raise ReviewError(f"{reviewer} has already decided task {task_id}")
+                live_mine = mine is not None and aware(mine.lease_expires_at) > now
+                if not live_mine and not self._has_room(s, task, state, reviewer, now):
+                    raise ReviewError(
+                        f"task {task_id} is held by other reviewers",
+                        hint="claim the next task instead",
+                    )
+                action = "decide"
+            return self._record(s, task, reviewer, action, label, now, seconds=seconds)
+
+    def adjudicate(self, task_id: int, reviewer: str, label: Any) -> DecisionView:
+        """Settle a task as adjudicator: final, and overrides any human or model label."""
+        now = self._now()
+        with write_session(self.db) as s:
+            task = self._lock(s, task_id)
+            label = canonical_human_label(self._ontology(s, task.run_id), label)
+            return self._record(s, task, reviewer, "adjudicate", label, now)
+
+    def skip(self, task_id: int, reviewer: str, *, note: str | None = None) -> DecisionView:
+        """Give the task back; others are served it before this reviewer sees it again."""
+        now = self._now()
+        with write_session(self.db) as s:
+            task = self._lock(s, task_id)
+            if self._state(s, task, now).status == "decided":
+                raise ReviewError(f"task {task_id} is already final; nothing to skip")
+            return self._record(s, task, reviewer, "skip", None, now, note=note)
+
+    def flag(self, task_id: int, reviewer: str, note: str) -> DecisionView:
+        """Send the task to the adjudicator with a note (a broken item, unclear guideline)."""
+        now = self._now()
+        with write_session(self.db) as s:
+            task = self._lock(s, task_id)
+            return self._record(s, task, reviewer, "flag", None, now, note=note)
+
+    def undo(self, reviewer: str) -> TaskView | None:
+        """Undo the reviewer's last action in this queue that is not undone yet, and
+        hand that task back to them (claimed). None when there is nothing to undo."""
+        now = self._now()
+        with write_session(self.db) as s:
+            last = s.exec(
+                select(Decision)
+                .join(ReviewTask, col(Decision.task_id) == col(ReviewTask.id))
+                .where(
+                    col(ReviewTask.queue) == self.queue,
+                    col(Decision.reviewer) == reviewer,
+                    col(Decision.action).in_(HUMAN_ACTIONS),
+                    col(Decision.undone).is_(False),
+                )
+                .order_by(col(Decision.id).desc())
+                .limit(1)
+            ).first()
+            if last is None:
+                return None
+            task = self._lock(s, last.task_id)
+            last.undone = True
+            s.add(last)
+            s.add(
+                Decision(
+                    task_id=task.id,
+                    item_id=task.item_id,
+                    reviewer=reviewer,
+                    action="undo",
+                    label=last.label,
+                    label_before=task.final_label,
+                    reasons=list(task.reasons),
+                    undoes_id=last.id,
+                    created_at=now,
+                )
+            )
+            # The reviewer goes back to that task: whatever it held since returns to the queue.
+            for other, held in s.exec(
+                select(ReviewClaim, ReviewTask)
+                .join(ReviewTask, col(ReviewClaim.task_id) == col(ReviewTask.id))
+                .where(
+                    col(ReviewTask.queue) == self.queue,
+                    col(ReviewClaim.reviewer) == reviewer,
+                    col(ReviewClaim.task_id) != task.id,
+                )
+            ).all():
+                s.delete(other)
+                s.flush()
+                self._refresh(s, held, now)
+            claim = self._hold(s, task, reviewer, now, adjudicating=False)
+            s.flush()
+            if self._refresh(s, task, now).status in ADJUDICATION_STATUSES:
+                # Undoing an adjudication (or a vote that completed a disagreement)
+                # leaves the task for settling: the reviewer holds it as adjudicator.
+                claim.adjudicating = True
+                s.add(claim)
+            return self._view(s, task)
+
+    def release(self, task_id: int, reviewer: str) -> None:
+        """Drop the reviewer's claim (on quit); the task returns to the queue at once."""
+        now = self._now()
+        with write_session(self.db) as s:
+            task = self._lock(s, task_id)
+            s.exec(  # type: ignore[call-overload]
+                delete(ReviewClaim).where(
+                    col(ReviewClaim.task_id) == task_id, col(ReviewClaim.reviewer) == reviewer
+                )
+            )
+            self._refresh(s, task, now)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, task_id: int) -> TaskView:
+        """The task as a reviewer sees it."""
+        with self.db.session() as s:
+            task = s.get(ReviewTask, task_id)
+            if task is None:
+                raise NotFoundError(f"review task {task_id} does not exist")
+            return self._view(s, task)
+
+    def history(self, task_id: int) -> list[DecisionView]:
+        """Every action on the task, oldest first (undone ones included)."""
+        with self.db.session() as s:
+            rows = s.exec(
+                select(Decision).where(Decision.task_id == task_id).order_by(col(Decision.id))
+            ).all()
+            return [_decision_view(d) for d in rows]
+
+    def stats(self, reviewer: str | None = None) -> QueueStats:
+        """Counts by effective status (expired leases count as pending) and reviewer pace."""
+        now = self._now()
+        with self.db.session() as s:
+            live_claims = dict(
+                s.exec(
+                    select(ReviewClaim.task_id, func.count())
+                    .join(ReviewTask, col(ReviewClaim.task_id) == col(ReviewTask.id))
+                    .where(
+                        col(ReviewTask.queue) == self.queue,
+                        col(ReviewClaim.lease_expires_at) > now,
+                    )
+                    .group_by(col(ReviewClaim.task_id))
+                ).all()
+            )
+            counts = dict.fromkeys(
+                ("pending", "claimed", "decided", "skipped", "flagged", "adjudication"), 0
+            )
+            total = 0
+            for task_id, status in s.exec(
+                select(ReviewTask.id, ReviewTask.status).where(ReviewTask.queue == self.queue)
+            ).all():
+                total += 1
+                if status == "claimed" and not live_claims.get(task_id):
+                    status = "pending"  # the lease ran out: back in the queue
+                elif status in ("pending", "skipped") and live_claims.get(task_id):
+                    status = "claimed"
+                counts[status] = counts.get(status, 0) + 1
+            decisions = s.exec(
+                select(Decision, ReviewTask.suggestion)
+                .join(ReviewTask, col(Decision.task_id) == col(ReviewTask.id))
+                .where(
+                    col(ReviewTask.queue) == self.queue,
+                    col(Decision.action).in_(("decide", "adjudicate")),
+                    col(Decision.undone).is_(False),
+                )
+                .order_by(col(Decision.id))
+            ).all()
+        done: dict[str, int] = {}
+        for d, _ in decisions:
+            done[d.reviewer] = done.get(d.reviewer, 0) + 1
+        mine = [(d, sug) for d, sug in decisions if reviewer is None or d.reviewer == reviewer]
+        agree = (
+            sum(label_key(d.label) == label_key(sug) for d, sug in mine) / len(mine)
+            if mine
+            else None
+        )
+        return QueueStats(
+            **counts,
+            total=total,
+            done_by_reviewer=done,
+            pace_per_min=_pace([d for d, _ in mine], now),
+            agreement_with_model=agree,
+        )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        moment = aware(self.clock())
+        assert moment is not None
+        return moment
+
+    def _drop_expired(self, s: Session, now: datetime) -> None:
+        in_queue = select(ReviewTask.id).where(ReviewTask.queue == self.queue)
+        s.exec(  # type: ignore[call-overload]
+            delete(ReviewClaim).where(
+                col(ReviewClaim.lease_expires_at) <= now, col(ReviewClaim.task_id).in_(in_queue)
+            )
+        )
+
+    def _own_claim(
+        self, s: Session, reviewer: str, now: datetime, adjudicate: bool
+    ) -> ReviewTask | None:
+        rows = s.exec(
+            select(ReviewClaim, ReviewTask)
+            .join(ReviewTask, col(ReviewClaim.task_id) == col(ReviewTask.id))
+            .where(col(ReviewTask.queue) == self.queue, col(ReviewClaim.reviewer) == reviewer)
+            .order_by(col(ReviewClaim.id))
+        ).all()
+        for claim, task in rows:
+            if claim.adjudicating != adjudicate:
+                continue  # the other role's claim: left for when they work in that role
+            wanted = ADJUDICATION_STATUSES if adjudicate else SERVABLE_STATUSES
+            if self._state(s, task, now).status not in wanted:
+                # Stale: settled meanwhile, or others' decisions sent it to adjudication.
+                s.delete(claim)
+                continue
+            claim.lease_expires_at = now + self.lease
+            s.add(claim)
+            self._refresh(s, task, now)
+            return task
+        return None
+
+    def _next_task(
+        self, s: Session, reviewer: str, now: datetime, adjudicate: bool
+    ) -> ReviewTask | None:
+        statuses = ADJUDICATION_STATUSES if adjudicate else SERVABLE_STATUSES
+        mine = select(Decision.task_id).where(
+            col(Decision.reviewer) == reviewer, col(Decision.undone).is_(False)
+        )
+        decided = mine.where(col(Decision.action).in_(("decide", "adjudicate")))
+        skipped = mine.where(col(Decision.action) == "skip")
+        tried: list[int] = []
+        # PostgreSQL: first pass skips rows another claimer has locked; if that finds
+        # nothing, a blocking pass waits for them (they may still have room for us).
+        passes = [True, False] if not self.db.is_sqlite else [False]
+        for skip_locked in passes:
+            while True:
+                stmt = select(ReviewTask).where(
+                    col(ReviewTask.queue) == self.queue, col(ReviewTask.status).in_(statuses)
+                )
+                if not adjudicate:
+                    stmt = stmt.where(col(ReviewTask.id).not_in(decided))
+                if tried:
+                    stmt = stmt.where(col(ReviewTask.id).not_in(tried))
+                stmt = stmt.order_by(
+                    case((col(ReviewTask.id).in_(skipped), 1), else_=0),
+                    col(ReviewTask.priority),
+                    col(ReviewTask.id),
+                ).limit(1)
+                if not self.db.is_sqlite:
+                    stmt = stmt.with_for_update(skip_locked=skip_locked)
+                task = s.exec(stmt).first()
+                if task is None:
+                    break
+                tried.append(task.id)  # type: ignore[arg-type]
+                state = self._state(s, task, now)
+                if adjudicate:
+                    room = state.status in ADJUDICATION_STATUSES and not self._holders(
+                        s, task.id, reviewer, now
+                    )
+                else:
+                    room = self._has_room(s, task, state, reviewer, now)
+                if room:
+                    self._hold(s, task, reviewer, now, adjudicating=adjudicate)
+                    s.flush()
+                    self._refresh(s, task, now)
+                    return task
+        return None
+
+    def _has_room(
+        self, s: Session, task: ReviewTask, state: TaskState, reviewer: str, now: datetime
+    ) -> bool:
+        need = still_needed(
+            state, required=task.required_decisions, reviewers_per_item=task.reviewers_per_item
+        )
+        return self._holders(s, task.id, reviewer, now) < need
+
+    def _holders(self, s: Session, task_id: int | None, reviewer: str, now: datetime) -> int:
+        """Live claims on the task by reviewers other than ``reviewer``."""
+        return s.exec(
+            select(func.count()).where(
+                col(ReviewClaim.task_id) == task_id,
+                col(ReviewClaim.reviewer) != reviewer,
+                col(ReviewClaim.lease_expires_at) > now,
+            )
+        ).one()
+
+    def _hold(
+        self, s: Session, task: ReviewTask, reviewer: str, now: datetime, *, adjudicating: bool
+    ) -> ReviewClaim:
+        claim = self._claim_of(s, task.id, reviewer)
+        if claim is None:
+            claim = ReviewClaim(task_id=task.id, reviewer=reviewer, lease_expires_at=now)
+        claim.lease_expires_at = now + self.lease
+        claim.adjudicating = adjudicating
+        s.add(claim)
+        task.claimed_by = reviewer
+        task.lease_expires_at = claim.lease_expires_at
+        return claim
+
+    def _claim_of(self, s: Session, task_id: int | None, reviewer: str) -> ReviewClaim | None:
+        return s.exec(
+            select(ReviewClaim).where(
+                col(ReviewClaim.task_id) == task_id, col(ReviewClaim.reviewer) == reviewer
+            )
+        ).first()
+
+    def _has_decided(self, s: Session, task_id: int | None, reviewer: str) -> bool:
+        return (
+            s.exec(
+                select(Decision.id).where(
+                    col(Decision.task_id) == task_id,
+                    col(Decision.reviewer) == reviewer,
+                    col(Decision.action) == "decide",
+                    col(Decision.undone).is_(False),
+                )
+            ).first()
+            is not None
+        )
+
+    def _lock(self, s: Session, task_id: int) -> ReviewTask:
+        stmt = select(ReviewTask).where(ReviewTask.id == task_id)
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        task = s.exec(stmt).first()
+        if task is None:
+            raise NotFoundError(f"review task {task_id} does not exist")
+        return task
+
+    def _state(self, s: Session, task: ReviewTask, now: datetime) -> TaskState:
+        return task_state(s, task, now)
+
+    def _refresh(self, s: Session, task: ReviewTask, now: datetime) -> TaskState:
+        """Write the derived status, final label and current holder onto the task row."""
+        state = self._state(s, task, now)
+        task.status = state.status
+        task.final_label = state.final_label
+        task.final_source = state.final_source
+        latest = s.exec(
+            select(ReviewClaim)
+            .where(col(ReviewClaim.task_id) == task.id, col(ReviewClaim.lease_expires_at) > now)
+            .order_by(col(ReviewClaim.id).desc())
+        ).first()
+        task.claimed_by = latest.reviewer if latest else None
+        task.lease_expires_at = latest.lease_expires_at if latest else None
+        task.updated_at = now
+        s.add(task)
+        return state
+
+    def _record(
+        self,
+        s: Session,
+        task: ReviewTask,
+        reviewer: str,
+        action: str,
+        label: Any,
+        now: datetime,
+        *,
+        seconds: float | None = None,
+        note: str | None = None,
+    ) -> DecisionView:
+        before = task.final_label if task.final_label is not None else task.suggestion
+        decision = Decision(
+            task_id=task.id,  # type: ignore[arg-type]
+            item_id=task.item_id,
+            reviewer=reviewer,
+            action=action,
+            label=label,
+            label_before=before,
+            note=note,
+            reasons=list(task.reasons),
+            seconds=seconds,
+            created_at=now,
+        )
+        s.add(decision)
+        claim = self._claim_of(s, task.id, reviewer)
+        if claim is not None:
+            s.delete(claim)
+        s.flush()
+        self._refresh(s, task, now)
+        return _decision_view(decision)
+
+    def _ontology(self, s: Session, run_id: int | None) -> Ontology:
+        if run_id is None:
+            raise ReviewError("this review task has no run, so no ontology to check labels")
+        if run_id not in self._ontologies:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            self._ontologies[run_id] = Ontology.model_validate(run.ontology)
+        return self._ontologies[run_id]
+
+    def _view(self, s: Session, task: ReviewTask) -> TaskView:
+        ont = self._ontology(s, task.run_id)
+        item = s.get(Item, task.item_id)
+        assert item is not None
+        distribution = None
+        if task.prediction_id is not None:
+            pred = s.get(Prediction, task.prediction_id)
+            if pred is not None and isinstance(pred.distribution, dict):
+                distribution = pred.distribution
+        shown = {k: item.payload[k] for k in ont.input.fields if k in item.payload}
+        decided = s.exec(
+            select(func.count()).where(
+                col(Decision.task_id) == task.id,
+                col(Decision.action) == "decide",
+                col(Decision.undone).is_(False),
+            )
+        ).one()
+        return TaskView(
+            task_id=task.id,  # type: ignore[arg-type]
+            item_id=item.id,  # type: ignore[arg-type]
+            external_id=item.external_id,
+            queue=task.queue,
+            fields=shown or dict(item.payload),
+            task_type=ont.task.value,
+            labels=ont.label_names,
+            label_keys=ont.label_keys(),
+            guidelines=ont.guidelines,
+            label_descriptions={lab.name: lab.description for lab in ont.labels},
+            suggestion=task.suggestion,
+            confidence=task.confidence,
+            distribution=distribution,
+            reasons=shown_reasons(task, ont),
+            alternatives=dict(task.alternatives or {}),
+            status=task.status,
+            decisions_so_far=decided,
+            required_decisions=task.required_decisions,
+        )
+
+
+def task_state(s: Session, task: ReviewTask, now: datetime) -> TaskState:
+    """Derive a task's state from its live decisions and live claims."""
+    rows = s.exec(
+        select(Decision)
+        .where(
+            col(Decision.task_id) == task.id,
+            col(Decision.undone).is_(False),
+            col(Decision.action).in_(HUMAN_ACTIONS),
+        )
+        .order_by(col(Decision.id))
+    ).all()
+    claims = s.exec(
+        select(func.count()).where(
+            col(ReviewClaim.task_id) == task.id, col(ReviewClaim.lease_expires_at) > now
+        )
+    ).one()
+    return derive_state(
+        [LiveAction(d.reviewer, d.action, d.label) for d in rows],
+        required=task.required_decisions,
+        reviewers_per_item=task.reviewers_per_item,
+        live_claims=claims,
+    )
+
+
+def shown_reasons(task: ReviewTask, ontology: Ontology) -> list[str]:
+    """Routing reasons a reviewer may see. ``honeypot`` never shows; a honeypot with no
+    other reason gets the reason an ordinary task with its confidence would have."""
+    reasons = [r for r in task.reasons if r != "honeypot"]
+    if reasons:
+        return reasons
+    if task.is_honeypot:
+        low = task.confidence is None or task.confidence < ontology.review.threshold
+        return ["low_confidence" if low else "audit"]
+    return []
+
+
+def _decision_view(d: Decision) -> DecisionView:
+    return DecisionView(
+        id=d.id,  # type: ignore[arg-type]
+        task_id=d.task_id,
+        reviewer=d.reviewer,
+        action=d.action,
+        label=d.label,
+        label_before=d.label_before,
+        seconds=d.seconds,
+        created_at=aware(d.created_at),  # type: ignore[arg-type]
+        note=d.note,
+    )
+
+
+def _pace(decisions: list[Decision], now: datetime) -> float | None:
+    """Decisions per minute over recent work: the span between the first and last of
+    the last few decisions (within ``PACE_WINDOW``), else their recorded seconds."""
+    recent = [
+        d
+        for d in decisions[-PACE_MAX_DECISIONS:]
+        if now - aware(d.created_at) <= PACE_WINDOW  # type: ignore[operator]
+    ]
+    if len(recent) >= 2:
+        span = (aware(recent[-1].created_at) - aware(recent[0].created_at)).total_seconds()  # type: ignore[operator]
+        if span > 0:
+            return 60.0 * (len(recent) - 1) / span
+    timed = [d.seconds for d in recent if d.seconds]
+    if timed:
+        return 60.0 * len(timed) / sum(timed)
+    return None
