@@ -125,12 +125,20 @@ class _Unparseable:
         self.reason = reason
 
 
+DEFAULT_ID_COLUMN = "id"
+
+
 class RowValidator:
-    """Turns raw rows into items, or raises BadRowError naming row and field."""
+    """Turns raw rows into items, or raises BadRowError naming row and field.
+
+    The item id comes from ``id_column``, else the ontology's ``input.id``, else a
+    column named ``id`` when the data has one, else a hash of the shown fields.
+    """
 
     def __init__(self, ontology: Ontology, id_column: str | None = None) -> None:
         self.fields = list(ontology.input.fields)
         self.id_column = id_column or ontology.input.id
+        self._auto_id = self.id_column is None
 
     def validate(self, row_number: int, row: Any) -> InputItem:
         if isinstance(row, _Unparseable):
@@ -159,6 +167,9 @@ class RowValidator:
                 )
             shown[name] = str(value)
         content_hash = stable_hash(shown)[:32]
+        if self._auto_id:
+            self._auto_id = False
+            self.id_column = DEFAULT_ID_COLUMN if DEFAULT_ID_COLUMN in row else None
         if self.id_column:
             raw_id = row.get(self.id_column)
             if raw_id is None or str(raw_id).strip() == "":
@@ -179,7 +190,9 @@ def _jsonable(value: Any) -> Any:
 
 def external_id_for(ontology: Ontology, row: dict[str, Any], id_column: str | None = None) -> str:
     """The external id the engine gives a row (used by gold import to match items)."""
-    column = id_column or ontology.input.id
+    column = (
+        id_column or ontology.input.id or (DEFAULT_ID_COLUMN if DEFAULT_ID_COLUMN in row else None)
+    )
     if column:
         return str(row[column]).strip()
     shown = {name: str(row[name]) for name in ontology.input.fields}

@@ -100,7 +100,9 @@ class PromptCompiler:
         try:
             render = self._template.blocks[block]
         except KeyError:
-            raise ConfigError(f"template {self.template_name} has no '{{% block {block} %}}'") from None
+            raise ConfigError(
+                f"template {self.template_name} has no '{{% block {block} %}}'"
+            ) from None
         return "".join(render(ctx)).strip()
 
     def compile(self, item: dict[str, Any]) -> CompiledPrompt:
