@@ -472,13 +472,17 @@ class FakeOpenAIServer:
                         headers[k.strip().lower()] = v.strip()
                 length = int(headers.get("content-length", "0"))
                 body = await reader.readexactly(length) if length else b""
-                rec = RecordedRequest(method, path, headers, body, None, time.monotonic())
+                rec = RecordedRequest(
+                    method, path, headers, body, _json_or_none(body), time.monotonic()
+                )
+                if self.record:
+                    # Recorded on arrival, so a request the client gave up on still shows
+                    # (with ``status`` None if it was never answered).
+                    with self._lock:
+                        self._requests.append(rec)
                 status, payload, extra = await self._dispatch(rec)
                 rec.status = status
                 rec.replied_at = time.monotonic()
-                if self.record:
-                    with self._lock:
-                        self._requests.append(rec)
                 reason = _REASONS.get(status, "")
                 keep = headers.get("connection", "").lower() != "close"
                 out = [f"HTTP/1.1 {status} {reason}"]
@@ -514,9 +518,7 @@ class FakeOpenAIServer:
         if rec.method != "POST" or not path.endswith("/chat/completions"):
             reply = error_reply(404, f"no route for {rec.method} {path}")
             return reply.status, json.dumps(reply.body).encode(), {}
-        try:
-            rec.json = json.loads(rec.body)
-        except json.JSONDecodeError:
+        if not isinstance(rec.json, dict):
             reply = error_reply(400, "the request body is not valid JSON")
             return reply.status, json.dumps(reply.body).encode(), {}
         reply = self._capability_error(rec.json)
@@ -565,6 +567,13 @@ class FakeOpenAIServer:
             return error_reply(400, "logprobs are not supported by this model.", param="logprobs")
         if self.reject_n and int(req.get("n") or 1) > 1:
             return error_reply(400, "'n' must be 1 for this model.", param="n")
+        return None
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
