@@ -18,8 +18,15 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own data dir; no user config leaks in."""
     home = tmp_path / "home"
     monkeypatch.setenv("AUTOLABEL_HOME", str(home))
-    for var in ("AUTOLABEL_DB", "AUTOLABEL_PROVIDER", "AUTOLABEL_MODEL", "AUTOLABEL_BASE_URL",
-                "OPENAI_API_KEY", "OPENAI_BASE_URL", "AUTOLABEL_API_KEY"):
+    for var in (
+        "AUTOLABEL_DB",
+        "AUTOLABEL_PROVIDER",
+        "AUTOLABEL_MODEL",
+        "AUTOLABEL_BASE_URL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "AUTOLABEL_API_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -38,8 +38,9 @@ class PgServer:
 
     def stop(self) -> None:
         try:
-            self._run([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
-                       "stop"])
+            self._run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"]
+            )
         finally:
             shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
@@ -82,18 +83,43 @@ def start_postgres() -> tuple[PgServer | None, str]:
     if user:
         shutil.chown(base, user=user)
     port = _free_port()
+    role = user or os.environ.get("USER", "postgres")
     server = PgServer(
-        url=f"postgresql+psycopg://{user or os.environ.get('USER', 'postgres')}@127.0.0.1:{port}/autolabel",
+        url=f"postgresql+psycopg://{role}@127.0.0.1:{port}/autolabel",
         datadir=datadir,
         bindir=bindir,
         user=user,
     )
     try:
-        server._run([str(bindir / "initdb"), "-D", str(datadir), "-A", "trust", "-U",
-                     user or os.environ.get("USER", "postgres"), "--no-sync"])
+        server._run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir),
+                "-A",
+                "trust",
+                "-U",
+                user or os.environ.get("USER", "postgres"),
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+        )
         opts = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=100"
-        server._run([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-w", "-l",
-                     str(base / "log"), "start"])
+        server._run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-o",
+                opts,
+                "-w",
+                "-l",
+                str(base / "log"),
+                "start",
+            ]
+        )
         deadline = time.time() + 30
         while time.time() < deadline:
             with socket.socket() as s:

@@ -230,7 +230,8 @@ async def arun_job(job: LabelJob) -> RunSummary:
             producer = asyncio.create_task(produce())
             consumers = [asyncio.create_task(consume()) for _ in range(job.concurrency)]
             await asyncio.gather(producer, *consumers)
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except BaseException:
+            # Cancelled, Ctrl-C or a bad row with --on-bad-row fail: resumable, not complete.
             interrupted = True
             raise
         finally:
