@@ -1,0 +1,401 @@
+"""The review app: one screen that shows a claimed task and sends every keypress that
+decides something straight to the queue (the app keeps no unsaved state).
+
+The queue is injected (``ReviewApp(queue, reviewer)``), so tests drive the real
+``ReviewQueue`` on a temporary SQLite file and the CLI builds it from settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual import events, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+from textual.worker import get_current_worker
+
+from autolabel.errors import AutolabelError
+from autolabel.tui.keys import effective_keys
+from autolabel.tui.panes import (
+    GuidelinesPane,
+    ItemPane,
+    LabelList,
+    LabelState,
+    StatusBar,
+    SuggestionPane,
+)
+from autolabel.tui.screens import FlagNoteScreen, HelpScreen, SpanEditorScreen
+
+if TYPE_CHECKING:
+    from autolabel.review.queue import ReviewQueue
+    from autolabel.review.views import QueueStats, TaskView
+
+EMPTY_MESSAGE = (
+    "Nothing left to review in this queue. 🎉\n\nPress u to undo your last decision, or q to quit."
+)
+
+
+class ReviewScreen(Screen[None]):
+    """The main screen: item, suggestion, labels, guidelines, status."""
+
+    AUTO_FOCUS = None  # keys go to the screen; the filter box takes focus only on '/'
+
+    BINDINGS = [
+        Binding("enter", "accept", "accept"),
+        Binding("s", "skip", "skip"),
+        Binding("f", "flag", "flag"),
+        Binding("u", "undo", "undo"),
+        Binding("e", "edit_spans", "edit spans"),
+        Binding("slash", "filter", "filter"),
+        Binding("g", "guidelines", "guidelines"),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit_review", "quit"),
+        Binding("up", "move(-1)", "up", show=False),
+        Binding("down", "move(1)", "down", show=False),
+        Binding("space", "toggle", "toggle", show=False),
+        Binding("escape", "close_filter", "close filter", show=False),
+        Binding("pageup", "scroll_item(-1)", "scroll up", show=False),
+        Binding("pagedown", "scroll_item(1)", "scroll down", show=False),
+    ]
+
+    def __init__(self, queue: ReviewQueue, reviewer: str, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self.queue = queue
+        self.reviewer = reviewer
+        self.clock = clock
+        self.current: TaskView | None = None
+        self.keys: dict[str, str] = {}
+        self.by_key: dict[str, str] = {}
+        self.shown_at = clock()
+        self.stats: QueueStats | None = None
+
+    # -- layout -----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with Horizontal(id="body"):
+            yield ItemPane(id="item")
+            with Vertical(id="side"):
+                yield SuggestionPane(id="suggestion")
+                yield LabelList(id="labels")
+                # Disabled (unfocusable) until '/', so label keys never land in it.
+                yield Input(placeholder="filter labels…", id="filter", disabled=True)
+            yield GuidelinesPane(id="guidelines")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#item").border_title = "Item"
+        self.query_one("#suggestion").border_title = "Model"
+        self.query_one("#labels").border_title = "Labels"
+        self.query_one("#guidelines").border_title = "Guidelines (g)"
+        self.query_one("#filter", Input).display = False
+        self.query_one("#guidelines", GuidelinesPane).display = False
+        # The first paint shows real numbers: one synchronous stats call at start.
+        self._show_stats(self.queue.stats(self.reviewer))
+        self.show_task(self._call(lambda: self.queue.claim(self.reviewer)))
+
+    # -- showing ----------------------------------------------------------------------
+
+    def show_task(self, task: TaskView | None) -> None:
+        """Render ``task`` (None: the queue is empty) and start its clock."""
+        self.current = task
+        self.shown_at = self.clock()
+        self._close_filter()
+        title = self.query_one("#title", Static)
+        item = self.query_one("#item", ItemPane)
+        labels = self.query_one("#labels", LabelList)
+        self.query_one("#suggestion", SuggestionPane).show(task)
+        if task is None:
+            self.keys, self.by_key = {}, {}
+            title.update(f"autolabel review · queue {self.queue_name} · {self.reviewer}")
+            item.show(None, EMPTY_MESSAGE)
+            labels.set_state(LabelState(labels=[], keys={}))
+            return
+        self.keys = effective_keys(task.labels, task.label_keys)
+        self.by_key = {key: label for label, key in self.keys.items()}
+        need = ""
+        if task.required_decisions > 1:
+            need = f" · decision {task.decisions_so_far + 1} of {task.required_decisions}"
+        title.update(
+            f"autolabel review · queue {task.queue} · {self.reviewer} · "
+            f"{task.task_type.replace('_', '-')}{need}"
+        )
+        item.show(task)
+        multi = task.task_type == "multi_label"
+        state = LabelState(labels=list(task.labels), keys=self.keys, multi=multi)
+        if multi:
+            state.ticked = set(task.suggestion or [])
+            state.highlight = 0
+        elif task.task_type == "classify" and task.suggestion in task.labels:
+            state.highlight = task.labels.index(task.suggestion)
+        labels.set_state(state)
+        self.query_one("#guidelines", GuidelinesPane).show(
+            task.guidelines, task.label_descriptions, task.labels
+        )
+
+    @property
+    def queue_name(self) -> str:
+        return str(getattr(self.queue, "queue", "default"))
+
+    def _show_stats(self, stats: QueueStats) -> None:
+        self.stats = stats
+        self.query_one("#status", StatusBar).show(
+            done=stats.decided,
+            remaining=stats.remaining,
+            mine=stats.done_by_reviewer.get(self.reviewer, 0),
+            pace=stats.pace_per_min,
+            agreement=stats.agreement_with_model,
+        )
+
+    @work(thread=True, exclusive=True, group="stats")
+    def refresh_stats(self) -> None:
+        """Counts over the whole queue can take a while on big queues: off the UI thread."""
+        stats = self.queue.stats(self.reviewer)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_stats, stats)
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        """Run a queue call; a queue error becomes a notification, not a crash."""
+        try:
+            return fn()
+        except AutolabelError as exc:
+            self.notify(str(exc), severity="error", timeout=6)
+            return None
+
+    def _after_action(self) -> None:
+        self.show_task(self._call(lambda: self.queue.claim(self.reviewer)))
+        self.refresh_stats()
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def decide(self, label: Any) -> None:
+        """Commit ``label`` for the current task and move to the next one."""
+        task = self.current
+        if task is None:
+            self.notify("the queue is empty", severity="warning")
+            return
+        seconds = round(max(self.clock() - self.shown_at, 0.0), 3)
+        done = self._call(
+            lambda: self.queue.decide(task.task_id, self.reviewer, label, seconds=seconds)
+        )
+        if done is None:
+            return
+        self._after_action()
+
+    def pick(self, label: str) -> None:
+        """A label key: classify decides at once; multi-label toggles the working set."""
+        task = self.current
+        if task is None:
+            return
+        if task.task_type == "classify":
+            self.decide(label)
+        elif task.task_type == "multi_label":
+            labels = self.query_one("#labels", LabelList)
+            labels.state.toggle(label)
+            labels.refresh_list()
+        elif task.task_type == "spans":
+            self.notify("press e to edit spans", severity="information")
+
+    def on_key(self, event: events.Key) -> None:
+        if isinstance(self.focused, Input):
+            return
+        label = self.by_key.get(event.character or "")
+        if label is not None:
+            event.stop()
+            event.prevent_default()
+            self.pick(label)
+
+    def action_accept(self) -> None:
+        task = self.current
+        if task is None:
+            self.notify("the queue is empty", severity="warning")
+            return
+        state = self.query_one("#labels", LabelList).state
+        if task.task_type == "multi_label":
+            self.decide(state.working_set())
+        elif task.task_type == "classify":
+            if state.moved or task.suggestion is None:
+                chosen = state.highlighted()
+                if task.suggestion is None and not state.moved:
+                    self.notify("no model suggestion: pick a label", severity="warning")
+                    return
+                self.decide(chosen)
+            else:
+                self.decide(task.suggestion)
+        else:
+            if task.suggestion is None:
+                self.notify("no model suggestion to accept", severity="warning")
+                return
+            self.decide(task.suggestion)
+
+    def action_move(self, delta: int) -> None:
+        labels = self.query_one("#labels", LabelList)
+        labels.state.move(delta)
+        labels.refresh_list()
+
+    def action_toggle(self) -> None:
+        task = self.current
+        if task is None or task.task_type != "multi_label":
+            return
+        labels = self.query_one("#labels", LabelList)
+        current = labels.state.highlighted()
+        if current is not None:
+            labels.state.toggle(current)
+            labels.refresh_list()
+
+    def action_skip(self) -> None:
+        task = self.current
+        if task is None:
+            return
+        if self._call(lambda: self.queue.skip(task.task_id, self.reviewer)) is not None:
+            self._after_action()
+
+    def action_flag(self) -> None:
+        task = self.current
+        if task is None:
+            return
+
+        def flagged(note: str | None) -> None:
+            if not note:
+                return
+            if self._call(lambda: self.queue.flag(task.task_id, self.reviewer, note)):
+                self._after_action()
+
+        self.app.push_screen(FlagNoteScreen(), flagged)
+
+    def action_undo(self) -> None:
+        current = self.current
+        previous = self._call(lambda: self.queue.undo(self.reviewer))
+        if previous is None:
+            self.notify("nothing to undo", severity="warning")
+            return
+        if current is not None and current.task_id != previous.task_id:
+            # The undone task is ours again; hand the one on screen back to the queue.
+            self._call(lambda: self.queue.release(current.task_id, self.reviewer))
+        self.show_task(previous)
+        self.refresh_stats()
+
+    def action_edit_spans(self) -> None:
+        task = self.current
+        if task is None or task.task_type != "spans":
+            self.notify("e edits spans; this is not a span task", severity="warning")
+            return
+        from autolabel.tui.render import span_source
+
+        spans = task.suggestion if isinstance(task.suggestion, list) else []
+
+        def saved(result: list[dict[str, Any]] | None) -> None:
+            if result is not None:
+                self.decide(result)
+
+        self.app.push_screen(
+            SpanEditorScreen(span_source(task), spans, task.labels, self.keys), saved
+        )
+
+    def action_filter(self) -> None:
+        if self.current is None or self.current.task_type not in ("classify", "multi_label"):
+            return
+        box = self.query_one("#filter", Input)
+        box.disabled = False
+        box.display = True
+        box.value = ""
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "filter":
+            return
+        labels = self.query_one("#labels", LabelList)
+        labels.state.filter_text = event.value
+        labels.state.highlight = 0
+        labels.refresh_list()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "filter":
+            return
+        event.stop()
+        visible = self.query_one("#labels", LabelList).state.visible()
+        if len(visible) != 1:
+            self.notify(f"{len(visible)} labels match; type more", severity="warning")
+            return
+        self._close_filter()
+        self.pick(visible[0])
+
+    def _close_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.display = False
+            box.disabled = True
+            self.set_focus(None)
+        labels = self.query_one("#labels", LabelList)
+        if labels.state.filter_text:
+            labels.state.filter_text = ""
+            labels.refresh_list()
+
+    def action_close_filter(self) -> None:
+        self._close_filter()
+
+    def action_guidelines(self) -> None:
+        pane = self.query_one("#guidelines", GuidelinesPane)
+        pane.display = not pane.display
+
+    def action_help(self) -> None:
+        labels = self.current.labels if self.current is not None else []
+        self.app.push_screen(HelpScreen(self.keys, labels))
+
+    def action_scroll_item(self, direction: int) -> None:
+        item = self.query_one("#item", ItemPane)
+        if direction < 0:
+            item.scroll_page_up(animate=False)
+        else:
+            item.scroll_page_down(animate=False)
+
+    def action_quit_review(self) -> None:
+        task = self.current
+        if task is not None:
+            self._call(lambda: self.queue.release(task.task_id, self.reviewer))
+            self.current = None
+        self.app.exit()
+
+
+class ReviewApp(App[None]):
+    """``autolabel review``: label the queued items from the keyboard.
+
+    ``clock`` times each item (seconds from shown to decided); tests inject a fake one.
+    """
+
+    CSS_PATH = "styles.tcss"
+    TITLE = "autolabel review"
+    ENABLE_COMMAND_PALETTE = False
+    # ctrl+q must release the claim too, like q.
+    BINDINGS = [Binding("ctrl+q", "quit_review", "quit", show=False, priority=True)]
+
+    def __init__(
+        self,
+        queue: ReviewQueue,
+        reviewer: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.queue = queue
+        self.reviewer = reviewer
+        self.clock = clock
+
+    def get_default_screen(self) -> Screen[Any]:
+        return ReviewScreen(self.queue, self.reviewer, self.clock)
+
+    def action_quit_review(self) -> None:
+        self.review.action_quit_review()
+
+    @property
+    def review(self) -> ReviewScreen:
+        """The main screen (also while a modal is open on top of it)."""
+        screen = self.screen_stack[0]
+        assert isinstance(screen, ReviewScreen)
+        return screen
