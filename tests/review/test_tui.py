@@ -6,7 +6,10 @@ what the screen happened to show.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -487,3 +490,33 @@ async def test_span_editor_escape_cancels_without_storing(
 def test_db_path_is_a_real_file(sqlite_url: str, clock: FakeClock) -> None:
     build_classify(sqlite_url, clock)
     assert Path(sqlite_url.removeprefix("sqlite:///")).stat().st_size > 0
+
+
+# -- the command ----------------------------------------------------------------------
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AUTOLABEL_HOME": str(home), "COLUMNS": "100"}
+    return subprocess.run(
+        [sys.executable, "-m", "autolabel.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_review_help_and_empty_queue_error(tmp_path: Path) -> None:
+    shown = _cli("review", "--help", home=tmp_path)
+    assert shown.returncode == 0
+    assert "--reviewer" in shown.stdout and "Example" in shown.stdout
+    empty = _cli("review", "--reviewer", "bob", "--queue", "nope", home=tmp_path)
+    assert empty.returncode == 2
+    assert "review queue 'nope' is empty" in empty.stderr
+    assert "Traceback" not in empty.stderr
+
+
+def test_cli_does_not_load_textual_until_review_runs() -> None:
+    code = "import sys, autolabel.cli.main as m; m._register(); print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
