@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseModelSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from autolabel.errors import ConfigError
 
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         return os.environ.get("OPENAI_API_KEY")
 
 
-class _TomlSource(PydanticBaseModelSource):
+class _TomlSource(PydanticBaseSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
         super().__init__(settings_cls)
         self._data = data

@@ -36,27 +36,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes print as one clear message, never a traceback."""
     _register()
     try:
-        rc = app(args=argv, standalone_mode=False)
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
+        # Standalone mode lets click report usage errors and exit codes itself.
+        app(args=argv, standalone_mode=True)
     except AutolabelError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: work done so far is saved; run again to resume")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's own usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            err_console.print("aborted")
-            sys.exit(1)
-        raise
 
 
 if __name__ == "__main__":
