@@ -92,3 +92,14 @@ def make_run(
             )
         s.commit()
         return int(run.id)
+
+
+def cli(args: list[str]) -> int:
+    """Run the ``autolabel`` command in-process; returns its exit code."""
+    from autolabel.cli.main import main
+
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

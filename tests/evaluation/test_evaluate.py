@@ -17,7 +17,7 @@ from autolabel.store.database import Database
 from autolabel.store.tables import EvalRecord
 from tests.conftest import REPO
 
-from .builders import dataset_with_items, make_run
+from .builders import cli, dataset_with_items, make_run
 
 SST2 = REPO / "ontologies" / "sst2.yaml"
 N = 40
@@ -131,14 +131,12 @@ def test_no_overlap_and_incompatible_labels_are_clear_errors(
 def test_cli_eval_report_apply_and_history(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from autolabel.cli.main import main
-
     db = Database(sqlite_url)
     run_id, _ = _setup(tmp_path, db)
     ont_copy = tmp_path / "sst2.yaml"
     ont_copy.write_text(SST2.read_text(encoding="utf-8"), encoding="utf-8")
     out = tmp_path / "report"
-    main(
+    code = cli(
         [
             "eval",
             str(run_id),
@@ -155,6 +153,7 @@ def test_cli_eval_report_apply_and_history(
             str(ont_copy),
         ]
     )
+    assert code == 0
     printed = capsys.readouterr().out
     assert "75.0%" in printed and "failed items: 2" in printed
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -166,9 +165,9 @@ def test_cli_eval_report_apply_and_history(
     applied = load_ontology(ont_copy)
     assert applied.review.threshold == pytest.approx(round(t, 4))
     assert applied.review.audit_rate == 0.02  # the rest of review: is untouched
-    main(["eval", "baseline", "--db", sqlite_url])
+    assert cli(["eval", "baseline", "--db", sqlite_url]) == 0
     capsys.readouterr()
-    main(["history", "--db", sqlite_url, "--metric", "accuracy"])
+    assert cli(["history", "--db", sqlite_url, "--metric", "accuracy"]) == 0
     table = capsys.readouterr().out
     assert table.count("0.750") == 2
 
@@ -176,11 +175,7 @@ def test_cli_eval_report_apply_and_history(
 def test_cli_gold_import_error_exits_2(
     tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from autolabel.cli.main import main
-
     f = tmp_path / "g.csv"
     f.write_text("id,text,label\na,x,maybe\n", encoding="utf-8")
-    with pytest.raises(SystemExit) as exc:
-        main(["gold", "import", str(f), "--ontology", str(SST2), "--db", sqlite_url])
-    assert exc.value.code == 2
+    assert cli(["gold", "import", str(f), "--ontology", str(SST2), "--db", sqlite_url]) == 2
     assert "row 1, field 'label'" in capsys.readouterr().err

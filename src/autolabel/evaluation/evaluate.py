@@ -219,8 +219,13 @@ def calibration_and_threshold(
     calib_idx: list[int],
     held_idx: list[int],
     split_desc: str = "",
+    chosen: tuple[cal.ThresholdChoice | None, int] | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Calibration summary over all items, threshold chosen on calib and reported on held-out."""
+    """Calibration summary over all items, threshold chosen on calib and reported on held-out.
+
+    ``chosen`` is a threshold already chosen elsewhere (another run's calibration items)
+    and how many items it was chosen on; then every item here is held-out.
+    """
     scored = [i for i, p in enumerate(pairs) if p.confidence is not None]
     if not scored:
         return None, None
@@ -241,22 +246,29 @@ def calibration_and_threshold(
         return [pairs[i].confidence for i in idx]
 
     threshold: dict[str, Any] = {"target_precision": target_precision, "split": split_desc}
-    calib_scored = [
-        (c, correct[i]) for c, i in zip(_conf(calib_idx), calib_idx, strict=True) if c is not None
-    ]
-    choice = cal.recommend_threshold(
-        [c for c, _ in calib_scored],
-        [ok_ for _, ok_ in calib_scored],
-        target_precision,
-        n_total=len(calib_idx),
-    )
-    threshold["n_calibration"] = len(calib_idx)
+    if chosen is not None:
+        choice, n_calib = chosen
+        held_idx = list(range(len(pairs)))
+    else:
+        calib_scored = [
+            (c, correct[i])
+            for c, i in zip(_conf(calib_idx), calib_idx, strict=True)
+            if c is not None
+        ]
+        choice = cal.recommend_threshold(
+            [c for c, _ in calib_scored],
+            [ok_ for _, ok_ in calib_scored],
+            target_precision,
+            n_total=len(calib_idx),
+        )
+        n_calib = len(calib_idx)
+    threshold["n_calibration"] = n_calib
     threshold["n_held_out"] = len(held_idx)
     if choice is None:
         threshold["recommended"] = None
         threshold["sentence"] = (
             f"no confidence threshold reaches {target_precision:.0%} precision on the "
-            f"calibration split ({len(calib_idx)} items): send everything to review"
+            f"calibration split ({n_calib} items): send everything to review"
         )
         return summary.to_dict(), threshold
     threshold["recommended"] = choice.threshold
@@ -315,8 +327,39 @@ def evaluate_run(
     settings: Settings | None = None,
     experiment: str | None = None,
     store: bool = True,
+    calibration_run: str | int | None = None,
+    calibration_gold: str | None = None,
 ) -> EvalResult:
-    """Score a run against a gold set and (by default) store an EvalRecord."""
+    """Score a run against a gold set and (by default) store an EvalRecord.
+
+    With ``calibration_run`` the threshold is chosen on that run's items (scored against
+    ``calibration_gold``) and every item of this run is the held-out split.
+    """
+    chosen = None
+    if calibration_run is not None:
+        calib = evaluate_run(
+            db,
+            calibration_run,
+            gold_ref=calibration_gold,
+            target_precision=target_precision,
+            calibration_split=calibration_split,
+            seed=seed,
+            store=False,
+        )
+        ok = calib.correct
+        scored = [
+            (p.confidence, c)
+            for p, c in zip(calib.pairs, ok, strict=True)
+            if p.confidence is not None
+        ]
+        choice = cal.recommend_threshold(
+            [min(1.0, max(0.0, float(c))) for c, _ in scored],
+            [c for _, c in scored],
+            target_precision,
+            n_total=len(calib.pairs),
+        )
+        chosen = (choice, len(calib.pairs))
+        calibration_split = f"run {calib.run['id']} vs {calib.gold['name']}"
     with db.session() as session:
         run = resolve_run(session, run_ref)
         gold = resolve_gold(session, gold_ref, run=run)
@@ -328,9 +371,12 @@ def evaluate_run(
                 hint="label the same file the gold set was imported from, or import gold for "
                 "the run's input file",
             )
-        calib_idx, held_idx, split_desc = _calibration_split(
-            session, pairs, calibration_split, seed
-        )
+        if chosen is not None:
+            calib_idx, held_idx, split_desc = [], [], str(calibration_split)
+        else:
+            calib_idx, held_idx, split_desc = _calibration_split(
+                session, pairs, calibration_split, seed
+            )
     task = run.task
     ontology = run.ontology or {}
     labels = [label["name"] for label in ontology.get("labels", [])]
@@ -345,6 +391,7 @@ def evaluate_run(
         calib_idx=calib_idx,
         held_idx=held_idx,
         split_desc=split_desc,
+        chosen=chosen,
     )
     intervals: dict[str, Any] = {"accuracy": asdict(sig.bootstrap_accuracy(correct, seed=seed))}
     if task == "classify":

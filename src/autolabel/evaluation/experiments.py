@@ -11,6 +11,7 @@ An experiment file (YAML, unknown keys are errors)::
       - name: few-shot
         ontology: {sst2: ontologies/sst2_fewshot.yaml}   # per dataset, or one path
         template: null           # prompt template name (prompts/<name>.j2)
+        examples: {tweets: [{input: {text: "..."}, output: positive}]}  # in-memory few-shot
     models:
       - {name: qwen, provider: local, model: qwen2.5-coder-1.5b}
     datasets:
@@ -57,6 +58,9 @@ class Variant(_Strict):
     ontology: str | dict[str, str] | None = None
     template: str | None = None
     few_shot: bool = True
+    # dataset name -> few-shot examples ({input: {text: ...}, output: label}) added in memory,
+    # so a variant can be tried on a dataset without writing another ontology file.
+    examples: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
 
 
 class ModelSpec(_Strict):
@@ -134,6 +138,16 @@ def resolve_variant_ontology(
     ontology = load_ontology(path)
     if not variant.few_shot and ontology.examples:
         ontology = ontology.model_copy(update={"examples": []})
+    extra = variant.examples.get(ds.name)
+    if extra:
+        data = ontology.model_dump(mode="json")
+        data["examples"] = [*data.get("examples", []), *extra]
+        try:
+            ontology = Ontology.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"variant '{variant.name}': bad examples for dataset '{ds.name}': {exc}"
+            ) from exc
     return ontology, str(resolve_ontology_path(path))
 
 
@@ -188,7 +202,6 @@ def run_experiment(
 ) -> ExperimentResult:
     """Label every configuration (cache on), evaluate, compare, and write the report."""
     from autolabel.engine.cache import ResponseCache
-    from autolabel.engine.pipeline import LabelJob, run_job
 
     cache = ResponseCache(settings.cache_dir)
     results: dict[str, EvalResult] = {}
@@ -202,40 +215,49 @@ def run_experiment(
                 for variant in exp.variants:
                     ontology, ont_path = resolve_variant_ontology(exp, variant, ds)
                     key = f"{ds.name}|{variant.name}|{model.label}"
-                    log(f"[{exp.name}] {key}: labeling {ds.data} (limit {n_limit})")
-                    data = exp.path(ds.data)
-                    started = time.perf_counter()
-                    summary = run_job(
-                        LabelJob(
-                            ontology=ontology,
-                            data=data,
-                            provider=provider,
-                            db=db,
-                            cache=cache,
-                            ontology_path=ont_path,
-                            template=variant.template,
-                            id_column=ds.id_column,
-                            dataset=ds.name,
-                            limit=n_limit,
-                            concurrency=exp.concurrency,
-                            samples=model.samples or settings.samples,
-                            seed=exp.seed,
-                            run_name=f"{exp.name}:{key}",
-                            progress=False,
-                        )
+
+                    ctx = _Ctx(
+                        exp,
+                        model,
+                        variant,
+                        ds,
+                        ontology,
+                        ont_path,
+                        provider,
+                        db,
+                        cache,
+                        settings,
+                        n_limit,
+                        key,
+                        log,
                     )
-                    elapsed = time.perf_counter() - started
-                    gold_ref = _ensure_gold(db, exp, ds, ontology)
-                    split = _ensure_split(db, exp, ds, ontology)
+                    label = ctx.label
+
+                    # Choose the threshold on one file and report on another when given:
+                    # holdout → report on it, choose on calibration (else on data);
+                    # calibration only → choose on it, report on data; neither → hash split.
+                    report_file = ds.holdout or ds.data
+                    calib_file = ds.calibration or (ds.data if ds.holdout else None)
+                    report_ds = f"{ds.name}-holdout" if ds.holdout else ds.name
+                    summary, elapsed = label(report_file, report_ds, "")
+                    gold_ref = _ensure_gold(db, exp, report_file, report_ds, ds, ontology)
+                    calib_run = calib_gold = None
+                    if calib_file:
+                        calib_ds = f"{ds.name}-calibration" if ds.calibration else ds.name
+                        calib_summary, _ = label(calib_file, calib_ds, ":calibration")
+                        calib_run = calib_summary.run_id
+                        calib_gold = _ensure_gold(db, exp, calib_file, calib_ds, ds, ontology)
                     result = evaluate_run(
                         db,
                         summary.run_id,
                         gold_ref=gold_ref,
                         target_precision=exp.target_precision,
-                        calibration_split=split,
+                        calibration_split=0.5,
                         seed=exp.seed,
                         settings=settings,
                         experiment=exp.name,
+                        calibration_run=calib_run,
+                        calibration_gold=calib_gold,
                     )
                     results[key] = result
                     rows.append(_row(ds.name, variant.name, model.label, result, summary, elapsed))
@@ -257,48 +279,72 @@ def run_experiment(
     return out
 
 
-def _ensure_gold(db: Database, exp: Experiment, ds: DatasetSpec, ontology: Ontology) -> str:
-    """Import the dataset's gold column (a new version only when absent)."""
-    from sqlmodel import select
+@dataclass
+class _Ctx:
+    """One configuration (dataset × variant × model) being labeled."""
 
-    from autolabel.store.tables import GoldSet
+    exp: Experiment
+    model: ModelSpec
+    variant: Variant
+    ds: DatasetSpec
+    ontology: Ontology
+    ontology_path: str
+    provider: Any
+    db: Database
+    cache: Any
+    settings: Any
+    limit: int | None
+    key: str
+    log: Callable[[str], Any]
 
-    name = f"{ds.name}-gold"
-    with db.session() as session:
-        found = session.exec(select(GoldSet).where(GoldSet.name == name)).first()
-    if found is None:
-        import_gold(
-            db,
-            ontology,
-            exp.path(ds.data),
-            label_column=ds.gold_column,
-            name=name,
-            id_column=ds.id_column,
-            dataset=ds.name,
+    def label(self, file: str, dataset: str, tag: str) -> tuple[Any, float]:
+        """Label ``file`` (cached) into ``dataset``; returns the run summary and seconds."""
+        from autolabel.engine.pipeline import LabelJob, run_job
+
+        self.log(f"[{self.exp.name}] {self.key}: labeling {file} (limit {self.limit})")
+        started = time.perf_counter()
+        summary = run_job(
+            LabelJob(
+                ontology=self.ontology,
+                data=self.exp.path(file),
+                provider=self.provider,
+                db=self.db,
+                cache=self.cache,
+                ontology_path=self.ontology_path,
+                template=self.variant.template,
+                id_column=self.ds.id_column,
+                dataset=dataset,
+                limit=self.limit,
+                concurrency=self.exp.concurrency,
+                samples=self.model.samples or self.settings.samples,
+                seed=self.exp.seed,
+                run_name=f"{self.exp.name}:{self.key}{tag}",
+                progress=False,
+            )
         )
-    return name
+        return summary, time.perf_counter() - started
 
 
-def _ensure_split(db: Database, exp: Experiment, ds: DatasetSpec, ontology: Ontology) -> Any:
-    """A calibration file becomes a gold set whose items pick the calibration split."""
-    if not ds.calibration:
-        return 0.5
+def _ensure_gold(
+    db: Database, exp: Experiment, file: str, dataset: str, ds: DatasetSpec, ontology: Ontology
+) -> str:
+    """Import a file's gold column once per experiment dataset (later runs reuse it)."""
     from sqlmodel import select
 
     from autolabel.store.tables import GoldSet
 
-    name = f"{ds.name}-calibration"
+    name = f"{dataset}-gold"
     with db.session() as session:
         found = session.exec(select(GoldSet).where(GoldSet.name == name)).first()
     if found is None:
         import_gold(
             db,
             ontology,
-            exp.path(ds.calibration),
+            exp.path(file),
             label_column=ds.gold_column,
             name=name,
             id_column=ds.id_column,
-            dataset=f"{ds.name}-calibration",
+            dataset=dataset,
         )
     return name
 
