@@ -155,19 +155,18 @@ class ReviewQueue:
             task = self._lock(s, last.task_id)
             last.undone = True
             s.add(last)
-            s.add(
-                Decision(
-                    task_id=task.id,
-                    item_id=task.item_id,
-                    reviewer=reviewer,
-                    action="undo",
-                    label=last.label,
-                    label_before=task.final_label,
-                    reasons=list(task.reasons),
-                    undoes_id=last.id,
-                    created_at=now,
-                )
+            # before/after are the task's label around the undo; undoes_id names the row.
+            undo_row = Decision(
+                task_id=task.id,  # type: ignore[arg-type]
+                item_id=task.item_id,
+                reviewer=reviewer,
+                action="undo",
+                label_before=task.final_label,
+                reasons=list(task.reasons),
+                undoes_id=last.id,
+                created_at=now,
             )
+            s.add(undo_row)
             # The reviewer goes back to that task: whatever it held since returns to the queue.
             for other, held in s.exec(
                 select(ReviewClaim, ReviewTask)
@@ -183,7 +182,10 @@ class ReviewQueue:
                 self._refresh(s, held, now)
             claim = self._hold(s, task, reviewer, now, adjudicating=False)
             s.flush()
-            if self._refresh(s, task, now).status in ADJUDICATION_STATUSES:
+            state = self._refresh(s, task, now)
+            undo_row.label = state.final_label
+            s.add(undo_row)
+            if state.status in ADJUDICATION_STATUSES:
                 # Undoing an adjudication (or a vote that completed a disagreement)
                 # leaves the task for settling: the reviewer holds it as adjudicator.
                 claim.adjudicating = True
