@@ -328,24 +328,32 @@ class _Ctx:
 def _ensure_gold(
     db: Database, exp: Experiment, file: str, dataset: str, ds: DatasetSpec, ontology: Ontology
 ) -> str:
-    """Import a file's gold column once per experiment dataset (later runs reuse it)."""
+    """Import a file's gold column once per content (a changed file makes a new version)."""
     from sqlmodel import select
 
+    from autolabel.hashing import short_hash
     from autolabel.store.tables import GoldSet
 
+    path = exp.path(file)
+    source = f"{path}#{short_hash(path.read_bytes())}"
     name = f"{dataset}-gold"
     with db.session() as session:
-        found = session.exec(select(GoldSet).where(GoldSet.name == name)).first()
-    if found is None:
-        import_gold(
-            db,
-            ontology,
-            exp.path(file),
-            label_column=ds.gold_column,
-            name=name,
-            id_column=ds.id_column,
-            dataset=dataset,
-        )
+        found = session.exec(
+            select(GoldSet).where(GoldSet.name == name, GoldSet.source == source)
+        ).first()
+    if found is not None:
+        return f"{name}@{found.version}"
+    gold, _ = import_gold(
+        db,
+        ontology,
+        path,
+        label_column=ds.gold_column,
+        name=name,
+        id_column=ds.id_column,
+        dataset=dataset,
+        source=source,
+    )
+    return f"{name}@{gold.version}"
     return name
 
 

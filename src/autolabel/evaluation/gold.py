@@ -309,6 +309,7 @@ def import_gold(
     id_column: str | None = None,
     dataset: str | None = None,
     fmt: str | None = None,
+    source: str | None = None,
 ) -> tuple[GoldSet, int]:
     """Read, validate and store a gold file; returns the gold set and its label count."""
     rows = read_gold_file(path, ontology, label_column=label_column, id_column=id_column, fmt=fmt)
@@ -318,7 +319,7 @@ def import_gold(
         rows,
         name=name or path.stem,
         dataset=dataset or path.stem,
-        source=str(path),
+        source=source or str(path),
     )
     return gold, len({r.external_id for r in rows})
 
