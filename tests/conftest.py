@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.models import gemma_path, gemma_provider, qwen_path, qwen_provider  # noqa: F401
 from tests.pg import PgServer, start_postgres
 
 REPO = Path(__file__).resolve().parents[1]

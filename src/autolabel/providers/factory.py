@@ -1,0 +1,64 @@
+"""Build the provider a command asked for, from settings and CLI flags."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from autolabel.errors import ConfigError
+from autolabel.providers.base import Provider
+
+if TYPE_CHECKING:
+    from autolabel.settings import Settings
+
+PROVIDERS = ("local", "openai")
+
+
+def create_provider(
+    settings: Settings,
+    provider: str | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+) -> Provider:
+    """``local`` → the embedded llama.cpp model; ``openai`` → an OpenAI-compatible endpoint.
+
+    Arguments win over settings. A base URL without an explicit provider means
+    ``openai`` (pointing at an endpoint only makes sense for it).
+    """
+    base_url = base_url or settings.base_url
+    if provider is None:
+        provider = "openai" if base_url else settings.provider
+    kind = provider.strip().lower()
+    model = model or settings.model
+    if kind == "local":
+        # Lazy: importing llama.cpp costs time and is an optional extra.
+        from autolabel.providers.local import LocalProvider
+        from autolabel.providers.models import DEFAULT_MODEL, resolve_model
+
+        name = model or DEFAULT_MODEL
+        return LocalProvider(
+            resolve_model(name),
+            model_name=name,
+            n_ctx=settings.n_ctx,
+            n_threads=settings.n_threads,
+        )
+    if kind == "openai":
+        from autolabel.providers.openai import OpenAIProvider
+
+        if not model:
+            raise ConfigError(
+                "the openai provider needs a model name",
+                hint="pass --model (e.g. --model gpt-4o-mini) or set AUTOLABEL_MODEL",
+            )
+        return OpenAIProvider(
+            model=model,
+            base_url=base_url,
+            api_key=settings.resolved_api_key(),
+            timeout_s=settings.timeout_s,
+        )
+    raise ConfigError(
+        f"unknown provider '{provider}'",
+        hint=f"choose one of: {', '.join(PROVIDERS)}",
+    )
+
+
+__all__ = ["PROVIDERS", "create_provider"]

@@ -1,0 +1,269 @@
+"""The llama.cpp runtime behind :class:`~autolabel.providers.local.LocalProvider`.
+
+One :class:`LlamaRuntime` per (GGUF path, n_ctx) per process: loading a model costs
+seconds and hundreds of MB, and llama.cpp contexts are not thread-safe, so every call
+runs on the runtime's single worker thread.
+
+Why not ``Llama.create_completion(logprobs=...)``: llama-cpp-python only returns
+logprobs when ``logits_all=True``, which allocates ``n_ctx × n_vocab`` floats
+(2.5 GB for Qwen at 4k context, 4.3 GB for Gemma). Instead we drive ``llama_decode``
+ourselves and ask for logits only at the positions we score, and we keep track of
+the tokens in the KV cache so that consecutive prompts (same system prompt, same
+item for every label) re-use everything they share.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+_GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<start_of_turn>"
+    "{{ 'model' if m['role'] == 'assistant' else 'user' }}{{ '\\n' }}"
+    "{{ m['content'] }}<end_of_turn>{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model{{ '\\n' }}{% endif %}"
+)
+_PLAIN_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}"
+    "{{ '\\n\\n' }}{% endfor %}{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable log-softmax of one row (``-inf`` entries stay ``-inf``)."""
+    top = float(np.max(logits))
+    shifted = logits - top
+    return shifted - np.log(np.sum(np.exp(shifted)))
+
+
+@dataclass
+class Generated:
+    """One constrained generation: text and, per token, (text, logprob, top alternatives)."""
+
+    text: str
+    tokens: list[tuple[str, float, dict[str, float]]] = field(default_factory=list)
+    n_tokens: int = 0
+
+
+class LlamaRuntime:
+    """A loaded model, its worker thread and the token list mirrored in its KV cache."""
+
+    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int | None) -> None:
+        from llama_cpp import Llama
+
+        # verbose=False also silences llama.cpp's own stderr logging.
+        self.llama = Llama(
+            model_path=model_path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            logits_all=False,
+            verbose=False,
+        )
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_vocab = self.llama.n_vocab()
+        self.n_batch = self.llama.n_batch
+        # llama.cpp contexts are not thread-safe: one worker thread owns this one.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self._kv: list[int] = []  # tokens currently held in sequence 0 of the KV cache
+        self._last_logits: np.ndarray | None = None
+        self._formatter = self._make_formatter()
+
+    # --- text ↔ tokens --------------------------------------------------------------
+
+    def _make_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        meta = self.llama.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            # Base models (Gemma 270M) carry no chat template; Gemma still knows its turns.
+            arch = meta.get("general.architecture", "")
+            template = _GEMMA_TEMPLATE if arch.startswith("gemma") else _PLAIN_TEMPLATE
+        model = self.llama._model
+        bos = model.token_get_text(self.llama.token_bos()) if self.llama.token_bos() >= 0 else ""
+        eos = model.token_get_text(self.llama.token_eos()) if self.llama.token_eos() >= 0 else ""
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
+        """The model's chat template applied, with the assistant turn opened."""
+        return str(self._formatter(messages=list(messages)).prompt)
+
+    def tokenize(self, text: str) -> list[int]:
+        # The chat template writes BOS and turn markers as text: parse them as specials.
+        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def piece(self, token: int) -> bytes:
+        """The bytes of one token (llama-cpp-python's helper pads to 32 bytes with NULs)."""
+        import llama_cpp
+
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_token_to_piece(self.llama._model.vocab, token, buf, size, 0, False)
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n  # a negative result is the size needed
+
+    def is_end(self, token: int) -> bool:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_eog(self.llama._model.vocab, token))
+
+    # --- decoding ---------------------------------------------------------------------
+
+    def _decode(self, tokens: Sequence[int], start: int, want: Sequence[int]) -> list[np.ndarray]:
+        """Decode ``tokens`` at positions ``start…``; return logits rows for indices ``want``."""
+        import llama_cpp
+
+        ctx = self.llama._ctx
+        ctx.kv_cache_seq_rm(0, start, -1)
+        del self._kv[start:]
+        wanted = set(want)
+        rows: dict[int, np.ndarray] = {}
+        batch = self.llama._batch.batch
+        for chunk_start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[chunk_start : chunk_start + self.n_batch]
+            batch.n_tokens = len(chunk)
+            for i, tok in enumerate(chunk):
+                batch.token[i] = tok
+                batch.pos[i] = start + chunk_start + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = (chunk_start + i) in wanted
+            ctx.decode(self.llama._batch)
+            self._kv.extend(chunk)
+            for i in range(len(chunk)):
+                if (chunk_start + i) in wanted:
+                    ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, i)
+                    rows[chunk_start + i] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+        return [rows[i] for i in want]
+
+    def prepare(self, tokens: Sequence[int]) -> np.ndarray:
+        """Make the KV cache hold exactly ``tokens``; return the logits after the last one.
+
+        Re-uses the longest common prefix with what the cache already holds, so a
+        shared system prompt (and the item, across labels) is evaluated once.
+        """
+        if not tokens:
+            raise ValueError("cannot score an empty prompt")
+        if len(tokens) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(tokens)} tokens exceeds n_ctx={self.n_ctx}")
+        common = 0
+        for a, b in zip(self._kv, tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        if common == len(tokens) == len(self._kv) and self._last_logits is not None:
+            return self._last_logits
+        keep = min(common, len(tokens) - 1)  # re-decode at least one token for its logits
+        rest = list(tokens[keep:])
+        (logits,) = self._decode(rest, keep, [len(rest) - 1])
+        self._last_logits = logits
+        return logits
+
+    def score_continuations(
+        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]]
+    ) -> list[tuple[float, int]]:
+        """Sum of log-probs of each continuation after ``prefix`` (prefix decoded once).
+
+        Returns (logprob, tokens decoded) per continuation.
+        """
+        first = log_softmax(self.prepare(prefix))
+        base = len(prefix)
+        out: list[tuple[float, int]] = []
+        for cont in continuations:
+            total = float(first[cont[0]])
+            body = list(cont[:-1])  # the last token's own logits are never needed
+            if body:
+                rows = self._decode(body, base, list(range(len(body))))
+                for row, nxt in zip(rows, cont[1:], strict=True):
+                    total += float(log_softmax(row)[nxt])
+            out.append((total, len(body)))
+        # The cache now ends with the last continuation; the next prepare() trims it.
+        self._last_logits = None
+        return out
+
+    def generate(
+        self,
+        prompt: Sequence[int],
+        *,
+        grammar: Any,
+        max_tokens: int,
+        temperature: float,
+        rng: np.random.Generator,
+        top_n: int = 5,
+    ) -> Generated:
+        """Grammar-constrained generation; logprobs are of the constrained distribution."""
+        import llama_cpp
+        from llama_cpp._internals import LlamaTokenDataArray
+
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            self.llama._model.vocab, grammar._grammar.encode(), grammar._root.encode()
+        )
+        cand = LlamaTokenDataArray(n_vocab=self.n_vocab)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        result = Generated(text="")
+        try:
+            logits = self.prepare(prompt)
+            for _ in range(max_tokens):
+                cand.copy_logits(logits)
+                llama_cpp.llama_sampler_apply(sampler, ctypes.byref(cand.candidates))
+                # The grammar only sets forbidden tokens to -inf (no reordering), so the
+                # array index is the token id. Work on the allowed subset: often tiny.
+                masked = cand.candidates_data.logit[: self.n_vocab]
+                allowed = np.flatnonzero(np.isfinite(masked))
+                if allowed.size == 0:
+                    break
+                sub = masked[allowed].astype(np.float64)
+                lp = log_softmax(sub)
+                if temperature <= 0:
+                    choice = int(np.argmax(lp))
+                else:
+                    probs = np.exp(log_softmax(sub / temperature))
+                    choice = int(rng.choice(sub.size, p=probs / probs.sum()))
+                token = int(allowed[choice])
+                if self.is_end(token):
+                    break
+                llama_cpp.llama_sampler_accept(sampler, token)
+                k = min(top_n, sub.size)
+                best = np.argpartition(-lp, k - 1)[:k] if k < sub.size else np.arange(sub.size)
+                best = best[np.argsort(-lp[best])]
+                top: dict[str, float] = {}
+                for j in best:  # distinct tokens can share a text: keep the likelier one
+                    piece = self.piece(int(allowed[j])).decode("utf-8", errors="replace")
+                    top.setdefault(piece, float(lp[j]))
+                text = decoder.decode(self.piece(token))
+                result.tokens.append((text, float(lp[choice]), top))
+                result.text += text
+                result.n_tokens += 1
+                if "}" in text and _complete_json(result.text):
+                    break
+                pos = len(self._kv)
+                (logits,) = self._decode([token], pos, [0])
+            result.text += decoder.decode(b"", final=True)
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
+            self._last_logits = None
+        return result
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.llama.close()
+
+
+def _complete_json(text: str) -> bool:
+    import json
+
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,254 @@
+"""The embedded offline provider: a GGUF model run in-process by llama.cpp.
+
+How each task is answered:
+
+- **classify** — choice scoring. The chat template is applied to the messages with
+  the assistant turn opened, the answer prefix ``{"label": "`` appended, and every
+  label is scored by the summed log-probability of its tokens plus the closing
+  ``"}``. The shared prefix is decoded once; only each label's few tokens are
+  decoded after it. ``label_scores`` holds those log-probs; the sample is the argmax.
+- **multi_label** — one yes/no question per label on top of the item's prompt
+  (``{"applies": true|false}``), scored like a two-way choice: P(label applies) is
+  the normalised probability of ``true``. Why not read probabilities off a generated
+  ``{"labels": [...]}`` list: a token's probability there is conditioned on the labels
+  already listed and on their order, so it is not the marginal P(applies). The
+  per-label questions share the whole item prompt in the KV cache, so each costs
+  ~30 decoded tokens. The sample lists the labels with P ≥ 0.5.
+- **spans / fields** — JSON generation constrained by a grammar compiled from the
+  answer schema, with the log-prob (and top alternatives) of every generated token
+  under the constrained distribution; ``n`` samples at ``temperature`` with ``seed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autolabel.errors import ModelNotAvailableError, PermanentProviderError
+from autolabel.ontology.schema import TaskType
+from autolabel.providers.base import (
+    Provider,
+    ProviderRequest,
+    ProviderResponse,
+    Sample,
+    TokenLogprob,
+)
+from autolabel.providers.llama_runtime import LlamaRuntime
+from autolabel.providers.models import INSTALL_HINT
+
+_RUNTIMES: dict[tuple[str, int], LlamaRuntime] = {}
+_RUNTIMES_LOCK = threading.Lock()
+
+_APPLIES_QUESTION = (
+    'Does the label "{label}" apply to the item above? '
+    'Answer with JSON only: {{"applies": true}} or {{"applies": false}}'
+)
+_APPLIES_PREFIX = '{"applies": '
+
+
+def get_runtime(model_path: str | Path, *, n_ctx: int = 4096, n_threads: int | None = None):
+    """The process-wide runtime for (path, n_ctx): a model is loaded once per process."""
+    key = (str(Path(model_path).resolve()), n_ctx)
+    with _RUNTIMES_LOCK:
+        runtime = _RUNTIMES.get(key)
+        if runtime is None:
+            try:
+                import llama_cpp  # noqa: F401
+            except ImportError:
+                raise ModelNotAvailableError(
+                    "the embedded model needs llama-cpp-python", hint=INSTALL_HINT
+                ) from None
+            try:
+                runtime = LlamaRuntime(
+                    key[0], n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1
+                )
+            except ValueError as exc:  # llama-cpp-python's "failed to load model"
+                raise ModelNotAvailableError(
+                    f"cannot load {model_path}: {exc}", hint="is it a valid GGUF file?"
+                ) from exc
+            _RUNTIMES[key] = runtime
+        return runtime
+
+
+class LocalProvider(Provider):
+    """llama.cpp in-process. All model work runs on one worker thread per loaded model."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        model_name: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self.model = model_name or self.model_path.name
+        self.base_url = None
+        self.runtime = get_runtime(model_path, n_ctx=n_ctx, n_threads=n_threads)
+        self._grammars: dict[str, Any] = {}
+
+    @property
+    def llama(self) -> Any:
+        """The shared ``llama_cpp.Llama`` (one per model path and n_ctx per process)."""
+        return self.runtime.llama
+
+    @property
+    def scores_labels(self) -> bool:
+        return True
+
+    async def complete(self, request: ProviderRequest) -> ProviderResponse:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.runtime.executor, self._complete_sync, request)
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int | None:
+        rt = self.runtime
+        return rt.executor.submit(lambda: len(rt.tokenize(rt.chat_text(messages)))).result()
+
+    async def aclose(self) -> None:
+        """Nothing to release per provider: the loaded model is shared by the process."""
+
+    # --- on the worker thread ------------------------------------------------------------
+
+    def _complete_sync(self, request: ProviderRequest) -> ProviderResponse:
+        started = time.perf_counter()
+        task = request.prompt.task
+        try:
+            if task == TaskType.CLASSIFY:
+                response = self._classify(request)
+            elif task == TaskType.MULTI_LABEL:
+                response = self._multi_label(request)
+            else:
+                response = self._generate(request)
+        except (ValueError, RuntimeError) as exc:
+            # Over-long prompts and decode failures will not get better on retry.
+            raise PermanentProviderError(f"embedded model failed: {exc}") from exc
+        return ProviderResponse(
+            samples=response.samples,
+            model=self.model,
+            tokens_in=response.tokens_in,
+            tokens_out=response.tokens_out,
+            latency_s=time.perf_counter() - started,
+            structured=response.structured,
+            label_scores=response.label_scores,
+        )
+
+    def _choice_scores(
+        self, text: str, choices: list[str], closing: str
+    ) -> tuple[list[float], int, int]:
+        """Log-prob of ``choice + closing`` after ``text``, for each choice.
+
+        The boundary is tokenized jointly: a choice's first token may merge with the
+        end of ``text`` (e.g. the opening quote). We therefore score from the longest
+        token prefix shared by ``text`` and every ``text+choice`` — the same context
+        for all choices, so their scores stay comparable.
+        """
+        rt = self.runtime
+        prefix = rt.tokenize(text)
+        fulls = [rt.tokenize(text + choice + closing) for choice in choices]
+        common = len(prefix)
+        for full in fulls:
+            n = 0
+            for a, b in zip(prefix, full, strict=False):
+                if a != b:
+                    break
+                n += 1
+            common = min(common, n)
+        if common == 0:
+            raise ValueError("the prompt and its answer choices share no tokens")
+        conts = [full[common:] for full in fulls]
+        scored = rt.score_continuations(prefix[:common], conts)
+        return [s for s, _ in scored], len(prefix), sum(len(c) for c in conts)
+
+    def _classify(self, request: ProviderRequest) -> ProviderResponse:
+        prompt = request.prompt
+        labels = list(prompt.labels)
+        text = self.runtime.chat_text(request.messages()) + prompt.answer_prefix
+        # The answer is JSON: a label is written escaped, then the string and object close.
+        choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
+        scores, n_in, n_out = self._choice_scores(text, choices, '"}')
+        best = labels[int(np.argmax(scores))]
+        return ProviderResponse(
+            samples=[Sample(text=json.dumps({"label": best}, ensure_ascii=False))],
+            model=self.model,
+            tokens_in=n_in,
+            tokens_out=n_out,
+            structured="choices",
+            label_scores=dict(zip(labels, scores, strict=True)),
+        )
+
+    def _multi_label(self, request: ProviderRequest) -> ProviderResponse:
+        labels = list(request.prompt.labels)
+        base = request.messages()
+        probs: dict[str, float] = {}
+        # Count the shared item prompt once and each label's question on top of it.
+        base_len = len(self.runtime.tokenize(self.runtime.chat_text(base)))
+        n_in, n_out = base_len, 0
+        for label in labels:
+            question = {"role": "user", "content": _APPLIES_QUESTION.format(label=label)}
+            text = self.runtime.chat_text([*base, question]) + _APPLIES_PREFIX
+            (yes, no), t_in, t_out = self._choice_scores(text, ["true", "false"], "}")
+            probs[label] = 1.0 / (1.0 + math.exp(no - yes))
+            n_in += max(0, t_in - base_len)
+            n_out += t_out
+        chosen = [label for label in labels if probs[label] >= 0.5]
+        return ProviderResponse(
+            samples=[Sample(text=json.dumps({"labels": chosen}, ensure_ascii=False))],
+            model=self.model,
+            tokens_in=n_in,
+            tokens_out=n_out,
+            structured="choices",
+            label_scores=probs,
+        )
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps(schema, sort_keys=True)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            grammar = LlamaGrammar.from_json_schema(key, verbose=False)
+            self._grammars[key] = grammar
+        return grammar
+
+    def _generate(self, request: ProviderRequest) -> ProviderResponse:
+        rt = self.runtime
+        tokens = rt.tokenize(rt.chat_text(request.messages()))
+        grammar = self._grammar(request.prompt.schema)
+        samples: list[Sample] = []
+        n_out = 0
+        for i in range(max(1, request.n)):
+            seed = None if request.seed is None else request.seed + i
+            gen = rt.generate(
+                tokens,
+                grammar=grammar,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                rng=np.random.default_rng(seed),
+            )
+            logprobs = (
+                [TokenLogprob(t, lp, top) for t, lp, top in gen.tokens]
+                if request.logprobs
+                else None
+            )
+            samples.append(Sample(text=gen.text, logprobs=logprobs))
+            n_out += gen.n_tokens
+        return ProviderResponse(
+            samples=samples,
+            model=self.model,
+            tokens_in=len(tokens),
+            tokens_out=n_out,
+            structured="grammar",
+        )
+
+
+__all__ = ["LocalProvider", "get_runtime"]
