@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from textual import events, work
@@ -20,6 +21,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
 from autolabel.errors import AutolabelError
+from autolabel.review.labels import label_key
 from autolabel.tui.keys import effective_keys
 from autolabel.tui.panes import (
     GuidelinesPane,
@@ -29,11 +31,15 @@ from autolabel.tui.panes import (
     StatusBar,
     SuggestionPane,
 )
+from autolabel.tui.render import span_source
 from autolabel.tui.screens import FlagNoteScreen, HelpScreen, SpanEditorScreen
 
 if TYPE_CHECKING:
     from autolabel.review.queue import ReviewQueue
     from autolabel.review.views import QueueStats, TaskView
+
+# How often the footer's counts are re-read from the database (when something changed).
+STATS_EVERY_S = 5.0
 
 EMPTY_MESSAGE = (
     "Nothing left to review in this queue. 🎉\n\nPress u to undo your last decision, or q to quit."
@@ -73,6 +79,8 @@ class ReviewScreen(Screen[None]):
         self.by_key: dict[str, str] = {}
         self.shown_at = clock()
         self.stats: QueueStats | None = None
+        self._stats_dirty = False
+        self._stats_running = False
 
     # -- layout -----------------------------------------------------------------------
 
@@ -98,13 +106,24 @@ class ReviewScreen(Screen[None]):
         self.query_one("#guidelines", GuidelinesPane).display = False
         # The first paint shows real numbers: one synchronous stats call at start.
         self._show_stats(self.queue.stats(self.reviewer))
+        self.set_interval(STATS_EVERY_S, self._tick_stats)
         self.show_task(self._call(lambda: self.queue.claim(self.reviewer)))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide keys that do nothing for this item's task type (the footer follows)."""
+        kind = self.current.task_type if self.current is not None else None
+        if action == "edit_spans":
+            return kind == "spans"
+        if action == "filter":
+            return kind in ("classify", "multi_label")
+        return True
 
     # -- showing ----------------------------------------------------------------------
 
     def show_task(self, task: TaskView | None) -> None:
         """Render ``task`` (None: the queue is empty) and start its clock."""
         self.current = task
+        self.refresh_bindings()
         self.shown_at = self.clock()
         self._close_filter()
         title = self.query_one("#title", Static)
@@ -153,12 +172,47 @@ class ReviewScreen(Screen[None]):
             agreement=stats.agreement_with_model,
         )
 
-    @work(thread=True, exclusive=True, group="stats")
+    def _count_locally(self, action: str, task: TaskView, label: Any = None) -> None:
+        """Move the footer's numbers at once; the real counts follow from ``stats``.
+
+        ``stats`` reads every task of the queue (hundreds of ms at 100k items), so it
+        runs off the UI thread and at most every ``STATS_EVERY_S`` seconds.
+        """
+        st = self.stats
+        if st is None:
+            return
+        if action == "decide":
+            mine = st.done_by_reviewer.get(self.reviewer, 0)
+            agree = label_key(label) == label_key(task.suggestion)
+            old = st.agreement_with_model if st.agreement_with_model is not None else 0.0
+            final = task.decisions_so_far + 1 >= task.required_decisions
+            st = replace(
+                st,
+                decided=st.decided + final,
+                pending=max(st.pending - final, 0),
+                done_by_reviewer={**st.done_by_reviewer, self.reviewer: mine + 1},
+                agreement_with_model=(old * mine + agree) / (mine + 1),
+            )
+        elif action == "flag":
+            st = replace(st, flagged=st.flagged + 1, pending=max(st.pending - 1, 0))
+        self._show_stats(st)
+        self._stats_dirty = True
+
+    def _tick_stats(self) -> None:
+        if self._stats_dirty and not self._stats_running:
+            self._stats_dirty = False
+            self._stats_running = True
+            self.refresh_stats()
+
+    @work(thread=True, group="stats")
     def refresh_stats(self) -> None:
-        """Counts over the whole queue can take a while on big queues: off the UI thread."""
-        stats = self.queue.stats(self.reviewer)
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_stats, stats)
+        """The true counts, off the UI thread (a full pass over the queue's tasks)."""
+        try:
+            stats = self.queue.stats(self.reviewer)
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._show_stats, stats)
+        finally:
+            self._stats_running = False
 
     def _call(self, fn: Callable[[], Any]) -> Any:
         """Run a queue call; a queue error becomes a notification, not a crash."""
@@ -168,9 +222,9 @@ class ReviewScreen(Screen[None]):
             self.notify(str(exc), severity="error", timeout=6)
             return None
 
-    def _after_action(self) -> None:
+    def _after_action(self, action: str, task: TaskView, label: Any = None) -> None:
+        self._count_locally(action, task, label)
         self.show_task(self._call(lambda: self.queue.claim(self.reviewer)))
-        self.refresh_stats()
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -186,7 +240,7 @@ class ReviewScreen(Screen[None]):
         )
         if done is None:
             return
-        self._after_action()
+        self._after_action("decide", task, done.label)
 
     def pick(self, label: str) -> None:
         """A label key: classify decides at once; multi-label toggles the working set."""
@@ -254,7 +308,7 @@ class ReviewScreen(Screen[None]):
         if task is None:
             return
         if self._call(lambda: self.queue.skip(task.task_id, self.reviewer)) is not None:
-            self._after_action()
+            self._after_action("skip", task)
 
     def action_flag(self) -> None:
         task = self.current
@@ -265,7 +319,7 @@ class ReviewScreen(Screen[None]):
             if not note:
                 return
             if self._call(lambda: self.queue.flag(task.task_id, self.reviewer, note)):
-                self._after_action()
+                self._after_action("flag", task)
 
         self.app.push_screen(FlagNoteScreen(), flagged)
 
@@ -279,15 +333,14 @@ class ReviewScreen(Screen[None]):
             # The undone task is ours again; hand the one on screen back to the queue.
             self._call(lambda: self.queue.release(current.task_id, self.reviewer))
         self.show_task(previous)
-        self.refresh_stats()
+        self._stats_dirty = True
+        self._tick_stats()
 
     def action_edit_spans(self) -> None:
         task = self.current
         if task is None or task.task_type != "spans":
             self.notify("e edits spans; this is not a span task", severity="warning")
             return
-        from autolabel.tui.render import span_source
-
         spans = task.suggestion if isinstance(task.suggestion, list) else []
 
         def saved(result: list[dict[str, Any]] | None) -> None:

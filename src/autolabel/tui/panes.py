@@ -109,8 +109,8 @@ class LabelList(Static):
         vis = st.visible()
         current = st.highlighted()
         lines: list[Text] = []
-        title = "Labels" if not st.filter_text else f"Labels matching '{st.filter_text}'"
-        lines.append(Text(title, style="bold"))
+        if st.filter_text:
+            lines.append(Text(f"matching '{st.filter_text}'", style="bold"))
         for label in vis:
             key = st.keys.get(label, " ")
             mark = ""

@@ -84,9 +84,9 @@ def highlight_spans(
         color = label_color(labels, span.get("label", ""))
         out.stylize(f"bold black on {color}", start, end)
     if selection is not None:
-        out.stylize("underline", *selection)
+        out.stylize("underline on #5c6370", *selection)
     if cursor is not None:
-        out.stylize("reverse", *cursor)
+        out.stylize("bold black on #ffffff", *cursor)
     if not tags:
         return out
     # Insert the tags from the end so earlier offsets stay valid.
@@ -148,7 +148,7 @@ def render_suggestion(task: TaskLike) -> RenderableType:
     grid = Table.grid(padding=(0, 1))
     grid.add_column(ratio=1, overflow="ellipsis", no_wrap=True)
     grid.add_column(no_wrap=True)
-    dist = task.distribution if isinstance(task.distribution, dict) else {}
+    dist: dict[str, Any] = task.distribution if isinstance(task.distribution, dict) else {}
     if task.task_type == "multi_label" and isinstance(task.suggestion, list):
         for label in task.suggestion or ["(none)"]:
             grid.add_row(Text(label, style=label_color(task.labels, label)), bar(dist.get(label)))
@@ -158,6 +158,19 @@ def render_suggestion(task: TaskLike) -> RenderableType:
         grid.add_row(
             Text(label, style=f"bold {label_color(task.labels, label)}"), bar(task.confidence)
         )
+    elif task.task_type == "spans" and isinstance(task.suggestion, list):
+        # Span tasks: one row per span, with its own confidence when the run gave one.
+        per_span = task.distribution if isinstance(task.distribution, list) else []
+        for i, span in enumerate(task.suggestion):
+            label = str(span.get("label", ""))
+            p = per_span[i] if i < len(per_span) and isinstance(per_span[i], int | float) else None
+            name = Text.assemble(
+                (str(span.get("text", "")), label_color(task.labels, label)), (f" {label}", "dim")
+            )
+            grid.add_row(name, bar(p) if p is not None else Text(""))
+        if not task.suggestion:
+            grid.add_row(Text("(no spans)", style="dim"), Text(""))
+        grid.add_row(Text("overall", style="dim"), bar(task.confidence))
     else:
         grid.add_row(Text(format_label(task.task_type, task.suggestion)), bar(task.confidence))
     parts.append(grid)

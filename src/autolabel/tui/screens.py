@@ -175,7 +175,6 @@ class SpanEditorScreen(ModalScreen[list[dict[str, Any]] | None]):
                 self.labels,
                 cursor=cur,
                 selection=self.selection() if has_sel else None,
-                tags=False,
             )
         )
         legend = Text("types: ", style="bold")
