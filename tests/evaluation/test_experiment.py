@@ -109,3 +109,11 @@ datasets:
             assert row["accuracy"] == pytest.approx(right / 6)
         records = s.exec(select(EvalRecord).where(EvalRecord.experiment == "tiny")).all()
         assert len(records) == 2
+    # A re-run is served from the cache: same numbers, and the speed of the first labeling.
+    again = tmp_path / "again"
+    assert cli(["experiment", str(exp_file), "--db", sqlite_url, "--report", str(again)]) == 0
+    data2 = json.loads((again / "report.json").read_text(encoding="utf-8"))
+    for first, second in zip(data["rows"], data2["rows"], strict=True):
+        assert second["run_id"] != first["run_id"] and second["cache_hits"] == 6
+        assert second["accuracy"] == first["accuracy"]
+        assert second["items_per_s"] == pytest.approx(first["items_per_s"], rel=0.5)

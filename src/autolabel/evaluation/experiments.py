@@ -260,7 +260,10 @@ def run_experiment(
                         calibration_gold=calib_gold,
                     )
                     results[key] = result
-                    rows.append(_row(ds.name, variant.name, model.label, result, summary, elapsed))
+                    speed = first_labeling_speed(db, summary.run_id)
+                    rows.append(
+                        _row(ds.name, variant.name, model.label, result, summary, elapsed, speed)
+                    )
         finally:
             close = getattr(provider, "aclose", None)
             if close is not None:
@@ -357,8 +360,35 @@ def _ensure_gold(
     return name
 
 
+def first_labeling_speed(db: Database, run_id: int) -> float | None:
+    """Items/s of the first completed run of the same job: a cached re-run is no speed test."""
+    from sqlmodel import col, select
+
+    from autolabel.store.tables import Run
+
+    with db.session() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            return None
+        first = session.exec(
+            select(Run)
+            .where(Run.run_key == run.run_key, Run.status == "completed")
+            .order_by(col(Run.id))
+        ).first()
+    if first is None or not first.finished_at or not first.n_items:
+        return None
+    seconds = (first.finished_at - first.started_at).total_seconds()
+    return first.n_items / seconds if seconds > 0 else None
+
+
 def _row(
-    dataset: str, variant: str, model: str, r: EvalResult, summary: Any, elapsed: float
+    dataset: str,
+    variant: str,
+    model: str,
+    r: EvalResult,
+    summary: Any,
+    elapsed: float,
+    speed: float | None = None,
 ) -> dict[str, Any]:
     s = r.summary
     n_calls = getattr(summary, "n_model_calls", None)
@@ -381,7 +411,7 @@ def _row(
         "accuracy_at_target": s.get("accuracy_at_target"),
         "cost_per_item_usd": s.get("cost_per_item_usd"),
         "tokens_per_item": s.get("tokens_per_item"),
-        "items_per_s": (r.n / elapsed) if elapsed > 0 and n_calls else s.get("items_per_s"),
+        "items_per_s": (r.n / elapsed) if elapsed > 0 and n_calls else speed,
         "cache_hits": getattr(summary, "n_cache_hits", None),
         "elapsed_s": elapsed,
     }
