@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from autolabel.errors import NotFoundError, ReviewError
@@ -225,55 +225,64 @@ class ReviewQueue:
     def stats(self, reviewer: str | None = None) -> QueueStats:
         """Counts by effective status (expired leases count as pending) and reviewer pace."""
         now = self._now()
+        in_queue = col(ReviewTask.queue) == self.queue
         with self.db.session() as s:
-            live_claims = dict(
-                s.exec(
-                    select(ReviewClaim.task_id, func.count())
-                    .join(ReviewTask, col(ReviewClaim.task_id) == col(ReviewTask.id))
-                    .where(
-                        col(ReviewTask.queue) == self.queue,
-                        col(ReviewClaim.lease_expires_at) > now,
-                    )
-                    .group_by(col(ReviewClaim.task_id))
-                ).all()
-            )
             counts = dict.fromkeys(
                 ("pending", "claimed", "decided", "skipped", "flagged", "adjudication"), 0
             )
-            total = 0
-            for task_id, status in s.exec(
-                select(ReviewTask.id, ReviewTask.status).where(ReviewTask.queue == self.queue)
+            for status, n in s.exec(
+                select(ReviewTask.status, func.count()).where(in_queue).group_by(ReviewTask.status)
             ).all():
-                total += 1
-                if status == "claimed" and not live_claims.get(task_id):
-                    status = "pending"  # the lease ran out: back in the queue
-                elif status in ("pending", "skipped") and live_claims.get(task_id):
-                    status = "claimed"
-                counts[status] = counts.get(status, 0) + 1
-            decisions = s.exec(
-                select(Decision, ReviewTask.suggestion)
+                counts[status] = counts.get(status, 0) + n
+            # The stored status lags leases: correct it from the (small) live claims.
+            held = s.exec(
+                select(ReviewTask.id, ReviewTask.status)
+                .join(ReviewClaim, col(ReviewClaim.task_id) == col(ReviewTask.id))
+                .where(in_queue, col(ReviewClaim.lease_expires_at) > now)
+                .distinct()
+            ).all()
+            live_claimed = sum(1 for _, status in held if status == "claimed")
+            counts["pending"] += counts["claimed"] - live_claimed  # leases ran out
+            for _, status in held:
+                if status in ("pending", "skipped"):
+                    counts[status] -= 1
+                    live_claimed += 1
+            counts["claimed"] = live_claimed
+            done = dict(
+                s.exec(
+                    select(Decision.reviewer, func.count())
+                    .join(ReviewTask, col(Decision.task_id) == col(ReviewTask.id))
+                    .where(
+                        in_queue,
+                        col(Decision.action).in_(("decide", "adjudicate")),
+                        col(Decision.undone).is_(False),
+                    )
+                    .group_by(Decision.reviewer)
+                ).all()
+            )
+            stmt = (
+                select(Decision.label, ReviewTask.suggestion, Decision.created_at, Decision.seconds)
                 .join(ReviewTask, col(Decision.task_id) == col(ReviewTask.id))
                 .where(
-                    col(ReviewTask.queue) == self.queue,
+                    in_queue,
                     col(Decision.action).in_(("decide", "adjudicate")),
                     col(Decision.undone).is_(False),
                 )
                 .order_by(col(Decision.id))
-            ).all()
-        done: dict[str, int] = {}
-        for d, _ in decisions:
-            done[d.reviewer] = done.get(d.reviewer, 0) + 1
-        mine = [(d, sug) for d, sug in decisions if reviewer is None or d.reviewer == reviewer]
+            )
+            if reviewer is not None:
+                stmt = stmt.where(col(Decision.reviewer) == reviewer)
+            mine = s.exec(stmt).all()
         agree = (
-            sum(label_key(d.label) == label_key(sug) for d, sug in mine) / len(mine)
+            sum(label_key(lab) == label_key(sug) for lab, sug, _, _ in mine) / len(mine)
             if mine
             else None
         )
         return QueueStats(
             **counts,
-            total=total,
+            total=sum(counts.values()),
             done_by_reviewer=done,
-            pace_per_min=_pace([d for d, _ in mine], now),
+            pace_per_min=_pace([(at, sec) for _, _, at, sec in mine], now),
             agreement_with_model=agree,
         )
 
@@ -285,12 +294,15 @@ class ReviewQueue:
         return moment
 
     def _drop_expired(self, s: Session, now: datetime) -> None:
-        in_queue = select(ReviewTask.id).where(ReviewTask.queue == self.queue)
-        s.exec(  # type: ignore[call-overload]
-            delete(ReviewClaim).where(
-                col(ReviewClaim.lease_expires_at) <= now, col(ReviewClaim.task_id).in_(in_queue)
-            )
-        )
+        # The claims table is small (one row per active reviewer): find expired ones
+        # through it rather than through the (large) task table.
+        expired = s.exec(
+            select(ReviewClaim.id)
+            .join(ReviewTask, col(ReviewClaim.task_id) == col(ReviewTask.id))
+            .where(col(ReviewClaim.lease_expires_at) <= now, col(ReviewTask.queue) == self.queue)
+        ).all()
+        if expired:
+            s.exec(delete(ReviewClaim).where(col(ReviewClaim.id).in_(expired)))  # type: ignore[call-overload]
 
     def _own_claim(
         self, s: Session, reviewer: str, now: datetime, adjudicate: bool
@@ -319,48 +331,88 @@ class ReviewQueue:
         self, s: Session, reviewer: str, now: datetime, adjudicate: bool
     ) -> ReviewTask | None:
         statuses = ADJUDICATION_STATUSES if adjudicate else SERVABLE_STATUSES
-        mine = select(Decision.task_id).where(
-            col(Decision.reviewer) == reviewer, col(Decision.undone).is_(False)
-        )
-        decided = mine.where(col(Decision.action).in_(("decide", "adjudicate")))
-        skipped = mine.where(col(Decision.action) == "skip")
-        tried: list[int] = []
-        # PostgreSQL: first pass skips rows another claimer has locked; if that finds
+        # Only tasks still open matter here, which keeps these sets (and the NOT IN
+        # lists built from them) small however much the reviewer has done.
+        mine = s.exec(
+            select(Decision.task_id, Decision.action)
+            .join(ReviewTask, col(Decision.task_id) == col(ReviewTask.id))
+            .where(
+                col(Decision.reviewer) == reviewer,
+                col(Decision.undone).is_(False),
+                col(ReviewTask.queue) == self.queue,
+                col(ReviewTask.status).in_(statuses),
+            )
+        ).all()
+        decided = set() if adjudicate else {t for t, a in mine if a in ("decide", "adjudicate")}
+        skipped = {t for t, a in mine if a == "skip"} - decided
+        # Tasks this reviewer skipped come last, after everything else it may take.
+        # PostgreSQL: a first pass skips rows another claimer has locked; if that finds
         # nothing, a blocking pass waits for them (they may still have room for us).
-        passes = [True, False] if not self.db.is_sqlite else [False]
-        for skip_locked in passes:
-            while True:
-                stmt = select(ReviewTask).where(
-                    col(ReviewTask.queue) == self.queue, col(ReviewTask.status).in_(statuses)
-                )
-                if not adjudicate:
-                    stmt = stmt.where(col(ReviewTask.id).not_in(decided))
-                if tried:
-                    stmt = stmt.where(col(ReviewTask.id).not_in(tried))
-                stmt = stmt.order_by(
-                    case((col(ReviewTask.id).in_(skipped), 1), else_=0),
-                    col(ReviewTask.priority),
-                    col(ReviewTask.id),
-                ).limit(1)
-                if not self.db.is_sqlite:
-                    stmt = stmt.with_for_update(skip_locked=skip_locked)
-                task = s.exec(stmt).first()
-                if task is None:
-                    break
-                tried.append(task.id)  # type: ignore[arg-type]
-                state = self._state(s, task, now)
-                if adjudicate:
-                    room = state.status in ADJUDICATION_STATUSES and not self._holders(
-                        s, task.id, reviewer, now
-                    )
-                else:
-                    room = self._has_room(s, task, state, reviewer, now)
-                if room:
-                    self._hold(s, task, reviewer, now, adjudicating=adjudicate)
-                    s.flush()
-                    self._refresh(s, task, now)
-                    return task
+        blocking_passes = [False] if self.db.is_sqlite else [False, True]
+        for only_skipped in (False, True):
+            if only_skipped and not skipped:
+                break
+            for blocking in blocking_passes:
+                tried: set[int] = set()
+                while batch := self._candidates(
+                    s, statuses, decided | tried, skipped, only_skipped
+                ):
+                    for task_id in batch:
+                        tried.add(task_id)
+                        task = self._try_lock(s, task_id, statuses, blocking)
+                        if task is None:
+                            continue
+                        state = self._state(s, task, now)
+                        if adjudicate:
+                            room = state.status in ADJUDICATION_STATUSES and not self._holders(
+                                s, task.id, reviewer, now
+                            )
+                        else:
+                            room = self._has_room(s, task, state, reviewer, now)
+                        if room:
+                            self._hold(s, task, reviewer, now, adjudicating=adjudicate)
+                            s.flush()
+                            self._refresh(s, task, now)
+                            return task
         return None
+
+    def _candidates(
+        self,
+        s: Session,
+        statuses: tuple[str, ...],
+        exclude: set[int],
+        skipped: set[int],
+        only_skipped: bool,
+        batch: int = 16,
+    ) -> list[int]:
+        """Next task ids in (priority, id) order. One indexed query per status (an IN on
+        status would make the database sort the whole queue), merged here."""
+        found: list[tuple[float, int]] = []
+        for status in statuses:
+            stmt = select(ReviewTask.priority, ReviewTask.id).where(
+                col(ReviewTask.queue) == self.queue, col(ReviewTask.status) == status
+            )
+            if exclude:
+                stmt = stmt.where(col(ReviewTask.id).not_in(exclude))
+            if only_skipped:
+                stmt = stmt.where(col(ReviewTask.id).in_(skipped))
+            elif skipped:
+                stmt = stmt.where(col(ReviewTask.id).not_in(skipped))
+            stmt = stmt.order_by(col(ReviewTask.priority), col(ReviewTask.id)).limit(batch)
+            found.extend((p, i) for p, i in s.exec(stmt).all())  # type: ignore[misc]
+        return [task_id for _, task_id in sorted(found)[:batch]]
+
+    def _try_lock(
+        self, s: Session, task_id: int, statuses: tuple[str, ...], blocking: bool
+    ) -> ReviewTask | None:
+        """The task, if still in one of ``statuses``; on PostgreSQL row-locked (None if
+        another transaction holds it and ``blocking`` is off)."""
+        stmt = select(ReviewTask).where(
+            col(ReviewTask.id) == task_id, col(ReviewTask.status).in_(statuses)
+        )
+        if not self.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=not blocking)
+        return s.exec(stmt).first()
 
     def _has_room(
         self, s: Session, task: ReviewTask, state: TaskState, reviewer: str, now: datetime
@@ -574,19 +626,19 @@ def _decision_view(d: Decision) -> DecisionView:
     )
 
 
-def _pace(decisions: list[Decision], now: datetime) -> float | None:
+def _pace(decisions: list[tuple[datetime, float | None]], now: datetime) -> float | None:
     """Decisions per minute over recent work: the span between the first and last of
     the last few decisions (within ``PACE_WINDOW``), else their recorded seconds."""
     recent = [
-        d
-        for d in decisions[-PACE_MAX_DECISIONS:]
-        if now - aware(d.created_at) <= PACE_WINDOW  # type: ignore[operator]
+        (aware(at), sec)
+        for at, sec in decisions[-PACE_MAX_DECISIONS:]
+        if now - aware(at) <= PACE_WINDOW  # type: ignore[operator]
     ]
     if len(recent) >= 2:
-        span = (aware(recent[-1].created_at) - aware(recent[0].created_at)).total_seconds()  # type: ignore[operator]
+        span = (recent[-1][0] - recent[0][0]).total_seconds()  # type: ignore[operator]
         if span > 0:
             return 60.0 * (len(recent) - 1) / span
-    timed = [d.seconds for d in recent if d.seconds]
+    timed = [sec for _, sec in recent if sec]
     if timed:
         return 60.0 * len(timed) / sum(timed)
     return None
