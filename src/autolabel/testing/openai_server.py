@@ -34,7 +34,7 @@ endpoints send: ``reject_json_schema`` (``response_format`` of type ``json_schem
 Every request is recorded (:attr:`FakeOpenAIServer.requests`) with its body, headers,
 arrival and reply times (``time.monotonic()`` of this process) and the status sent.
 
-For benchmarks, ``python -m autolabel.testing.openai_server --latency 0.2`` runs the
+For benchmarks, ``python -m autolabel.testing --latency 0.2`` runs the
 default responder in its own process (so the server does not share the client's GIL)
 and prints ``listening on http://127.0.0.1:PORT/v1``.
 """
