@@ -568,7 +568,7 @@ class ReviewQueue:
             suggestion=task.suggestion,
             confidence=task.confidence,
             distribution=distribution,
-            reasons=shown_reasons(task, ont),
+            reasons=shown_reasons(task),
             alternatives=dict(task.alternatives or {}),
             status=task.status,
             decisions_so_far=decided,
@@ -600,16 +600,14 @@ def task_state(s: Session, task: ReviewTask, now: datetime) -> TaskState:
     )
 
 
-def shown_reasons(task: ReviewTask, ontology: Ontology) -> list[str]:
-    """Routing reasons a reviewer may see. ``honeypot`` never shows; a honeypot with no
-    other reason gets the reason an ordinary task with its confidence would have."""
+def shown_reasons(task: ReviewTask) -> list[str]:
+    """Routing reasons a reviewer may see. ``honeypot`` never shows. A honeypot with no
+    other reason was an auto-accepted prediction, exactly like an audit sample, so it
+    shows as ``audit``."""
     reasons = [r for r in task.reasons if r != "honeypot"]
-    if reasons:
-        return reasons
-    if task.is_honeypot:
-        low = task.confidence is None or task.confidence < ontology.review.threshold
-        return ["low_confidence" if low else "audit"]
-    return []
+    if not reasons and task.is_honeypot:
+        return ["audit"]
+    return reasons
 
 
 def _decision_view(d: Decision) -> DecisionView:
