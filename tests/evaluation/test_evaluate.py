@@ -179,3 +179,53 @@ def test_cli_gold_import_error_exits_2(
     f.write_text("id,text,label\na,x,maybe\n", encoding="utf-8")
     assert cli(["gold", "import", str(f), "--ontology", str(SST2), "--db", sqlite_url]) == 2
     assert "row 1, field 'label'" in capsys.readouterr().err
+
+
+def test_threshold_chosen_on_another_run(tmp_path: Path, sqlite_url: str) -> None:
+    """Calibration file labeled separately: the threshold comes from it, every item is held out."""
+    db = Database(sqlite_url)
+    ont = load_ontology(SST2)
+    calib = {f"c{k}": "positive" for k in range(6)}
+    test = {f"t{k}": "positive" for k in range(4)}
+    for name, gold in (("calib", calib), ("test", test)):
+        dataset_with_items(db, name, {k: f"text {k}" for k in gold})
+        f = tmp_path / f"{name}.csv"
+        f.write_text(
+            "id,text,label\n" + "".join(f"{k},text {k},{v}\n" for k, v in gold.items()),
+            encoding="utf-8",
+        )
+        import_gold(db, ont, f, id_column="id")
+    # calibration: right at .9/.8/.7, wrong at .6/.5/.4 → 100% precision needs t = .7
+    confs = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    calib_run = make_run(
+        db,
+        ont,
+        "calib",
+        {k: ("positive" if c >= 0.7 else "negative", c) for k, c in zip(calib, confs, strict=True)},
+    )
+    test_run = make_run(
+        db,
+        ont,
+        "test",
+        {
+            "t0": ("positive", 0.95),
+            "t1": ("negative", 0.75),
+            "t2": ("positive", 0.65),
+            "t3": (None, None),
+        },
+    )
+    res = evaluate_run(
+        db,
+        test_run,
+        gold_ref="test",
+        target_precision=1.0,
+        calibration_run=calib_run,
+        calibration_gold="calib",
+        store=False,
+    )
+    th = res.threshold
+    assert th["recommended"] == pytest.approx(0.7) and th["n_calibration"] == 6
+    held = th["held_out"]
+    assert (held["n_items"], held["n_accepted"]) == (4, 2)  # .95 and .75 pass; failed never
+    assert held["accuracy"] == 0.5 and held["coverage"] == 0.5
+    assert res.summary["coverage_at_target"] == 0.5

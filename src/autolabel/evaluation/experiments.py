@@ -238,12 +238,14 @@ def run_experiment(
                     # calibration only → choose on it, report on data; neither → hash split.
                     report_file = ds.holdout or ds.data
                     calib_file = ds.calibration or (ds.data if ds.holdout else None)
-                    report_ds = f"{ds.name}-holdout" if ds.holdout else ds.name
+                    # Datasets are named by file stem, as `autolabel label` names them, so
+                    # different files never share items or run keys.
+                    report_ds = Path(report_file).stem
                     summary, elapsed = label(report_file, report_ds, "")
                     gold_ref = _ensure_gold(db, exp, report_file, report_ds, ds, ontology)
                     calib_run = calib_gold = None
                     if calib_file:
-                        calib_ds = f"{ds.name}-calibration" if ds.calibration else ds.name
+                        calib_ds = Path(calib_file).stem
                         calib_summary, _ = label(calib_file, calib_ds, ":calibration")
                         calib_run = calib_summary.run_id
                         calib_gold = _ensure_gold(db, exp, calib_file, calib_ds, ds, ontology)
@@ -339,7 +341,7 @@ def _ensure_gold(
 
     path = exp.path(file)
     source = f"{path}#{short_hash(path.read_bytes())}"
-    name = f"{dataset}-gold"
+    name = dataset  # like `autolabel gold import FILE`: the file stem
     with db.session() as session:
         found = session.exec(
             select(GoldSet).where(GoldSet.name == name, GoldSet.source == source)
