@@ -1,0 +1,181 @@
+"""Throughput of the embedded provider's choice scoring vs a bare llama.cpp loop.
+
+On the same N SST-2 dev prompts (compiled by PromptCompiler from ontologies/sst2.yaml):
+
+  bare      llama-cpp-python alone: for every label, reset and evaluate the whole
+            prompt + label + '"}' from scratch (logits_all=True), sum the label's logprobs
+  provider  LocalProvider.complete() (prefix reuse across labels and items)
+  pipeline  autolabel.engine.pipeline.run_job on a CSV of the same items (when present)
+
+Usage: .venv/bin/python bench/local.py [--model qwen2.5-coder-1.5b] [--n 60]
+Prints items/s, the ratio to the bare loop, and accuracy against the gold labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from autolabel.ontology.compiler import PromptCompiler  # noqa: E402
+from autolabel.ontology.loader import load_ontology  # noqa: E402
+from autolabel.providers.base import ProviderRequest  # noqa: E402
+from autolabel.providers.local import LocalProvider  # noqa: E402
+from autolabel.providers.models import DEFAULT_MODEL, resolve_model  # noqa: E402
+
+SST_DEV = Path("/work/shared/datasets/sst/stsa.binary.dev")
+
+
+def load_items(n: int) -> list[dict[str, str]]:
+    source = SST_DEV if SST_DEV.exists() else REPO / "tests" / "data" / "sst2_dev20.tsv"
+    items = []
+    with source.open(encoding="utf-8") as f:
+        if source.suffix == ".tsv":
+            items = [
+                {"text": r["text"], "gold": r["label"]} for r in csv.DictReader(f, delimiter="\t")
+            ]
+        else:
+            for line in f:
+                lab, text = line.rstrip("\n").split(" ", 1)
+                items.append({"text": text, "gold": "positive" if lab == "1" else "negative"})
+    return items[:n]
+
+
+def bench_bare(model_path: Path, prompts, labels, n_threads: int) -> tuple[float, list[str]]:
+    """Per label, from scratch: eval the prompt, then each label token, reading the logits."""
+    from llama_cpp import Llama
+
+    # logits_all=False: logits_all would copy n_tokens x n_vocab floats per eval, which is
+    # far slower than this loop; the fair baseline reads the last row after each eval.
+    llama = Llama(str(model_path), n_ctx=2048, n_threads=n_threads, verbose=False)
+    n_vocab = llama.n_vocab()
+
+    def last_logprobs() -> np.ndarray:
+        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(n_vocab,))
+        row = row.astype(np.float64) - row.max()
+        return row - np.log(np.exp(row).sum())
+
+    preds = []
+    start = time.perf_counter()
+    for text in prompts:
+        scores = []
+        prefix = llama.tokenize(text.encode(), add_bos=False, special=True)
+        for label in labels:
+            full = llama.tokenize((text + label + '"}').encode(), add_bos=False, special=True)
+            k = 0
+            while k < len(prefix) and prefix[k] == full[k]:
+                k += 1
+            llama.reset()  # no reuse: the whole prompt again for every label
+            llama.eval(full[:k])
+            total = 0.0
+            for pos in range(k, len(full)):
+                total += last_logprobs()[full[pos]]
+                if pos + 1 < len(full):
+                    llama.eval([full[pos]])
+            scores.append(total)
+        preds.append(labels[int(np.argmax(scores))])
+    elapsed = time.perf_counter() - start
+    llama.close()
+    return elapsed, preds
+
+
+async def bench_provider(provider: LocalProvider, requests) -> tuple[float, list[str]]:
+    preds = []
+    start = time.perf_counter()
+    for req in requests:
+        resp = await provider.complete(req)
+        preds.append(json.loads(resp.samples[0].text)["label"])
+    return time.perf_counter() - start, preds
+
+
+def bench_pipeline(provider, ontology, items) -> tuple[float, list[str]] | None:
+    try:
+        from autolabel.engine.pipeline import LabelJob, run_job
+        from autolabel.store.database import Database
+        from autolabel.store.tables import Item, Prediction
+    except ImportError as exc:
+        print(f"(pipeline skipped: {exc})")
+        return None
+    from sqlmodel import select
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "sst2.csv"
+        with data.open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "text"])
+            for i, it in enumerate(items):
+                w.writerow([f"i{i}", it["text"]])
+        db = Database(f"sqlite:///{tmp}/bench.db")
+        job = LabelJob(
+            ontology=ontology, data=data, provider=provider, db=db, cache=None,
+            id_column="id", concurrency=4, samples=1, progress=False,
+        )  # fmt: skip
+        start = time.perf_counter()
+        run_job(job)
+        elapsed = time.perf_counter() - start
+        with db.session() as s:
+            rows = s.exec(select(Item, Prediction).where(Prediction.item_id == Item.id)).all()
+            by_ext = {item.external_id: pred.label for item, pred in rows}
+        preds = [_label(by_ext.get(f"i{i}")) for i in range(len(items))]
+    return elapsed, preds
+
+
+def _label(value) -> str:  # type: ignore[no-untyped-def]
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return str(value)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--n", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--skip-pipeline", action="store_true")
+    args = ap.parse_args()
+
+    ontology = load_ontology(REPO / "ontologies" / "sst2.yaml")
+    compiler = PromptCompiler(ontology)
+    items = load_items(args.n)
+    gold = [it["gold"] for it in items]
+    path = resolve_model(args.model)
+    provider = LocalProvider(path, model_name=args.model, n_ctx=2048, n_threads=args.threads)
+    requests = [ProviderRequest(compiler.compile({"text": it["text"]})) for it in items]
+    rt = provider.runtime
+    prompts = [rt.chat_text(r.messages()) + r.prompt.answer_prefix for r in requests]
+    labels = list(ontology.label_names)
+
+    results: dict[str, tuple[float, list[str]]] = {}
+    results["bare llama.cpp"] = bench_bare(path, prompts, labels, args.threads)
+    results["LocalProvider"] = asyncio.run(bench_provider(provider, requests))
+    if not args.skip_pipeline:
+        piped = bench_pipeline(provider, ontology, items)
+        if piped is not None:
+            results["run_job"] = piped
+
+    n = len(items)
+    base = n / results["bare llama.cpp"][0]
+    print(f"\nmodel {args.model}, {n} SST-2 dev items, {args.threads} threads")
+    print(f"{'method':<16}{'items/s':>9}{'s/item':>9}{'vs bare':>9}{'accuracy':>10}")
+    for name, (elapsed, preds) in results.items():
+        rate = n / elapsed
+        acc = sum(p == g for p, g in zip(preds, gold, strict=True)) / n
+        print(f"{name:<16}{rate:>9.2f}{elapsed / n:>9.2f}{rate / base:>8.2f}x{acc:>10.1%}")
+
+
+if __name__ == "__main__":
+    main()
