@@ -223,7 +223,7 @@ class ThresholdReport:
         if self.n_accepted == 0:
             return (
                 f"auto-accepting confidence ≥ {self.threshold:.3f} accepts no item of the "
-                f"{self.reported_on} split ({self.n_items} items)"
+                f"{self.reported_on} split (n={self.n_items})"
             )
         return (
             f"auto-accepting confidence ≥ {self.threshold:.3f} labels {self.coverage:.1%} of "

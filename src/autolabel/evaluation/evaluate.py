@@ -466,12 +466,23 @@ def _check_compatible(run: Run, gold: GoldSet, pairs: list[Pair]) -> None:
 
 
 def _held_out(threshold: dict[str, Any] | None, key: str) -> float | None:
+    """Coverage or accuracy at the threshold, on the held-out split when there is one.
+
+    Accuracy of an empty accepted set is undefined: None, not 0.
+    """
     if not threshold:
         return None
-    part = threshold.get("held_out") or threshold.get("calibration")
-    if not part:
+    if threshold.get("recommended") is None:
+        return 0.0 if key == "coverage" else None  # no threshold: nothing is auto-accepted
+    held = threshold.get("held_out")
+    if held is not None:
+        if key == "accuracy" and not held.get("n_accepted"):
+            return None
+        return held.get(key)
+    chosen = threshold.get("calibration")
+    if not chosen:
         return None
-    return part.get(key) if key in part else part.get("precision")
+    return chosen.get("coverage") if key == "coverage" else chosen.get("precision")
 
 
 def _run_info(run: Run) -> dict[str, Any]:
