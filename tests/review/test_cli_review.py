@@ -93,3 +93,10 @@ def test_headless_modules_never_import_textual() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "headless ok"
+
+
+def test_public_names_are_complete_and_sorted() -> None:
+    import autolabel.review as review
+
+    assert review.__all__ == sorted(review.__all__)
+    assert all(hasattr(review, name) for name in review.__all__)

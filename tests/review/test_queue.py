@@ -13,8 +13,9 @@ from tests.review.factories import FakeClock, seed_queue
 
 
 @pytest.fixture
-def db(sqlite_url: str) -> Database:
-    return Database(sqlite_url)
+def db(db_url: str) -> Database:
+    """Every queue test runs on SQLite and on PostgreSQL."""
+    return Database(db_url)
 
 
 def test_claim_serves_lowest_priority_and_returns_own_claim_first(db: Database) -> None:

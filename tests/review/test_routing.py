@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import select
 
 from autolabel.errors import ConfigError
+from autolabel.review.ordering import ORDERINGS, Candidate, register_ordering
 from autolabel.review.queue import ReviewQueue
 from autolabel.review.routing import route
 from autolabel.store.database import Database
@@ -159,3 +160,14 @@ def test_orderings(db: Database) -> None:
     assert [q2.claim(f"r{i}").item_id for i in range(3)] == ids  # type: ignore[union-attr]
     with pytest.raises(ConfigError):
         route(db, [run], order="nope")
+
+    @register_ordering("test_reverse_input")
+    def reverse(c: Candidate, seed: int) -> float:
+        return -float(c.row_number or 0)
+
+    try:
+        route(db, [run], queue="custom", order="test_reverse_input")
+        q3 = ReviewQueue(db, "custom")
+        assert [q3.claim(f"r{i}").item_id for i in range(3)] == ids[::-1]  # type: ignore[union-attr]
+    finally:
+        ORDERINGS.pop("test_reverse_input")
