@@ -229,3 +229,28 @@ def test_threshold_chosen_on_another_run(tmp_path: Path, sqlite_url: str) -> Non
     assert (held["n_items"], held["n_accepted"]) == (4, 2)  # .95 and .75 pass; failed never
     assert held["accuracy"] == 0.5 and held["coverage"] == 0.5
     assert res.summary["coverage_at_target"] == 0.5
+
+
+def test_calibration_split_by_gold_set_and_gold_list(
+    tmp_path: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = Database(sqlite_url)
+    run_id, preds = _setup(tmp_path, db)
+    # A second gold set naming 10 of the items: they form the calibration split.
+    part = tmp_path / "calib.csv"
+    chosen = list(_gold_labels().items())[10:20]
+    part.write_text(
+        "id,text,label\n" + "".join(f"{k},text {k},{v}\n" for k, v in chosen), encoding="utf-8"
+    )
+    import_gold(db, load_ontology(SST2), part, id_column="id", dataset="sst")
+    res = evaluate_run(
+        db, run_id, gold_ref="sst", calibration_split="calib", target_precision=0.9, store=False
+    )
+    th = res.threshold
+    assert (th["n_calibration"], th["n_held_out"]) == (10, 30)
+    assert th["split"] == "gold set calib@1"
+    # items 10..19 are all right, so the lowest of their confidences is the threshold
+    assert th["recommended"] == pytest.approx(min(preds[k][1] for k, _ in chosen))
+    assert cli(["gold", "list", "--db", sqlite_url]) == 0
+    listing = capsys.readouterr().out
+    assert "calib" in listing and "sst" in listing and " 40 " in listing
