@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlmodel import select
 
@@ -136,3 +138,22 @@ def test_agreement_report(db: Database) -> None:
     # model said positive on t0,t1 and negative on t2,t3
     assert r.model_vs_human == {"positive": (6, 4), "negative": (6, 3)}
     assert r.honeypot_accuracy == {"ann": (1, 1), "bob": (1, 0), "cat": (1, 1)}
+
+
+def test_export_carries_the_resolved_labels(db: Database, tmp_path: Path) -> None:
+    """The lead's export reads resolve_final_labels: check the contract end to end."""
+    import json
+
+    from autolabel.engine.export import export_run
+
+    ids = make_dataset(db, ["a", "b"])
+    run = make_run(db, ids, ["positive", "positive"], [0.99, 0.3])
+    route(db, [run])
+    q = ReviewQueue(db)
+    q.decide(q.claim("ann").task_id, "ann", "negative")  # type: ignore[union-attr]
+    out = tmp_path / "labels.jsonl"
+    assert export_run(db, run, out) == 2
+    rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert (rows["ex0"]["final_label"], rows["ex0"]["final_source"]) == ("positive", "model")
+    assert (rows["ex1"]["label"], rows["ex1"]["final_label"]) == ("positive", "negative")
+    assert (rows["ex1"]["final_source"], rows["ex1"]["reviewer_count"]) == ("human", 1)
