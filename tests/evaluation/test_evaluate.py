@@ -13,6 +13,7 @@ from autolabel.evaluation import calibration as cal
 from autolabel.evaluation.evaluate import evaluate_run, history, split_of
 from autolabel.evaluation.gold import import_gold
 from autolabel.ontology.loader import load_ontology
+from autolabel.settings import Prices, Settings
 from autolabel.store.database import Database
 from autolabel.store.tables import EvalRecord
 from tests.conftest import REPO
@@ -58,6 +59,18 @@ def test_eval_scores_the_run_and_stores_a_record(tmp_path: Path, db_url: str) ->
     assert res.summary["accuracy"] == pytest.approx(30 / 40)
     assert res.metrics["per_label"][0]["label"] == "positive"
     assert res.cost["tokens_per_item"] == pytest.approx(105)
+    assert res.cost["cost_per_item_usd"] is None  # no price known
+    priced = evaluate_run(
+        db,
+        run_id,
+        gold_ref="sst",
+        store=False,
+        settings=Settings(
+            prices={"fake-model": Prices(input_per_million=1.0, output_per_million=2.0)}
+        ),
+    )
+    # every item: 100 tokens in, 5 out → (100·1 + 5·2) / 1e6
+    assert priced.summary["cost_per_item_usd"] == pytest.approx(110 / 1e6)
     assert res.cost["items_per_s"] == pytest.approx(40 / 2)
     # The threshold is chosen on the calibration half and reported on the other half.
     gold = _gold_labels()

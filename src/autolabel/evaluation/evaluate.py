@@ -299,6 +299,9 @@ def cost_summary(pairs: list[Pair], run: Run, settings: Settings | None) -> dict
     cost = None
     if prices is not None:
         cost = (tokens_in * prices.input_per_million + tokens_out * prices.output_per_million) / 1e6
+    elif run.cost_usd and run.n_items:
+        # Priced when labeling (--price flags) but not in settings: scale the run's total.
+        cost = run.cost_usd * len(pairs) / run.n_items
     elapsed = None
     if run.finished_at and run.started_at:
         elapsed = (run.finished_at - run.started_at).total_seconds()
@@ -312,7 +315,7 @@ def cost_summary(pairs: list[Pair], run: Run, settings: Settings | None) -> dict
         "cost_per_item_usd": cost / n if cost is not None else None,
         "elapsed_s": elapsed,
         "items_per_s": run.n_items / elapsed if elapsed and run.n_items else None,
-        "priced": prices is not None,
+        "priced": cost is not None,
     }
 
 
