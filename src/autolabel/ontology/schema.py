@@ -159,14 +159,24 @@ class Ontology(_Strict):
         return [label.name for label in self.labels]
 
     def label_keys(self) -> dict[str, str]:
-        """Review TUI key per label: explicit ``key`` or 1-9 then a-z (skipping reserved)."""
-        reserved = set("esfuq?/ ")
-        taken = {label.key for label in self.labels if label.key}
-        pool = [c for c in "123456789abcdghijklmnoprtvwxyz0" if c not in reserved | taken]
+        """Review key per label: its explicit ``key``, else the next free of 1-9, a-z, 0, A-Z.
+
+        Keys the review TUI uses for commands are never handed out.
+        """
+        taken = {lab.key for lab in self.labels if lab.key and lab.key not in REVIEW_COMMAND_KEYS}
+        pool = iter(k for k in _KEY_POOL if k not in REVIEW_COMMAND_KEYS | taken)
         out: dict[str, str] = {}
         for label in self.labels:
-            out[label.name] = label.key or (pool.pop(0) if pool else "")
+            key = label.key if label.key and label.key not in REVIEW_COMMAND_KEYS else None
+            key = key or next(pool, None)
+            if key is not None:
+                out[label.name] = key
         return out
+
+
+# Keys of review commands (skip, flag, undo, edit, guidelines, quit, help, filter, toggle).
+REVIEW_COMMAND_KEYS = frozenset("sfuegq?/ ")
+_KEY_POOL = "123456789abcdefghijklmnopqrstuvwxyz0ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class _LocatedError(ValueError):

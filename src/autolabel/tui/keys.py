@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import string
 
+from autolabel.ontology.schema import REVIEW_COMMAND_KEYS
+
 # Command keys of the main screen. A label never gets one of these: a reviewer must always
 # be able to skip, flag, undo or quit, whatever the ontology's labels are called.
 COMMAND_KEYS: dict[str, str] = {
@@ -24,7 +26,8 @@ COMMAND_KEYS: dict[str, str] = {
     "space": "tick / untick the highlighted label (multi-label)",
 }
 
-RESERVED: frozenset[str] = frozenset({"s", "f", "u", "e", "g", "q", "?", "/", " "})
+# The ontology hands out label keys avoiding the same set (one definition, two guards).
+RESERVED: frozenset[str] = REVIEW_COMMAND_KEYS
 
 # Keys handed out when the ontology gives none (or gives a reserved one): digits first,
 # then lower-case letters, then upper-case (shift+letter) for long label lists.
