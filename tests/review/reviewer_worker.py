@@ -1,7 +1,7 @@
 """A reviewer in its own process, for the concurrency tests.
 
     python -m tests.review.reviewer_worker DB_URL REVIEWER [--label L] [--max N]
-        [--claim-only] [--clock-offset S] [--pause S] [--lease S]
+        [--claim-only] [--clock-offset S] [--pause S] [--lease S] [--wait]
 
 Prints ``decided <decision id> <task id>`` after each decision has committed (and
 ``claimed <task id>`` in ``--claim-only`` mode), flushing every line, so a parent
@@ -30,6 +30,7 @@ def main() -> None:
     p.add_argument("--clock-offset", type=float, default=0.0)
     p.add_argument("--pause", type=float, default=0.0)
     p.add_argument("--lease", type=int, default=600)
+    p.add_argument("--wait", action="store_true", help="print 'ready', start on a stdin line")
     args = p.parse_args()
     offset = timedelta(seconds=args.clock_offset)
     queue = ReviewQueue(
@@ -38,6 +39,10 @@ def main() -> None:
         lease_seconds=args.lease,
         clock=lambda: datetime.now(UTC) + offset,
     )
+    if args.wait:
+        # A start barrier: all reviewers begin together, after their slow imports.
+        print("ready", flush=True)
+        sys.stdin.readline()
     done = 0
     while done < args.max:
         task = queue.claim(args.reviewer)

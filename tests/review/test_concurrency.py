@@ -24,16 +24,29 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _spawn(db_url: str, reviewer: str, *args: str) -> subprocess.Popen[str]:
+    """Start a reviewer process (pass ``--wait`` to hold it at the start barrier)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
     return subprocess.Popen(
         [sys.executable, "-m", "tests.review.reviewer_worker", db_url, reviewer, *args],
         cwd=REPO,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _start_together(procs: list[subprocess.Popen[str]]) -> None:
+    """Wait until every ``--wait`` worker is ready, then release them at once."""
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
 
 
 def _finish(proc: subprocess.Popen[str]) -> list[str]:
@@ -58,21 +71,23 @@ def _live_decisions(db: Database) -> list[Decision]:
 def test_two_reviewer_processes_never_double_decide(db_url: str) -> None:
     db = Database(db_url)
     tasks = seed_queue(db, 30)
-    procs = [_spawn(db_url, name, "--pause", "0.005") for name in ("ann", "bob")]
+    procs = [_spawn(db_url, name, "--pause", "0.005", "--wait") for name in ("ann", "bob")]
+    _start_together(procs)
     printed = [_decided_ids(_finish(p)) for p in procs]
     rows = _live_decisions(db)
     per_task = Counter(r.task_id for r in rows)
     assert set(per_task) == set(tasks) and max(per_task.values()) == 1
     # no decision lost: what the processes were told committed is exactly what is stored
     assert sorted(printed[0] + printed[1]) == sorted(r.id for r in rows)  # type: ignore[misc]
-    assert all(printed)  # both got work
+    assert all(printed)  # both got work (they started together)
     assert ReviewQueue(db).stats().decided == 30
 
 
 def test_consensus_across_processes_stops_at_required(db_url: str) -> None:
     db = Database(db_url)
     tasks = seed_queue(db, 12, required=2, reviewers=2)
-    procs = [_spawn(db_url, name, "--pause", "0.005") for name in ("a", "b", "c")]
+    procs = [_spawn(db_url, name, "--pause", "0.005", "--wait") for name in ("a", "b", "c")]
+    _start_together(procs)
     printed = [_decided_ids(_finish(p)) for p in procs]
     rows = _live_decisions(db)
     per_task = Counter(r.task_id for r in rows)
@@ -118,9 +133,9 @@ def test_sigkilled_reviewer_loses_no_committed_decision(db_url: str) -> None:
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     seen += _decided_ids(proc.stdout.read().split())  # lines still in the pipe
-    proc.stdout.close()
-    assert proc.stderr is not None
-    proc.stderr.close()
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        assert pipe is not None
+        pipe.close()
     stored = {r.id for r in _live_decisions(db)}
     assert len(seen) >= 25 and set(seen) <= stored  # all it reported is in the database
     assert len(stored - set(seen)) <= 1  # at most one committed but killed before printing
