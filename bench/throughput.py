@@ -100,10 +100,11 @@ class Result:
         return self.items / self.wall_s
 
 
-async def _bare(url: str, n: int, concurrency: int) -> int:
+async def _bare(url: str, n: int, concurrency: int, default_client: bool = False) -> int:
     compiler = PromptCompiler(ONTOLOGY)
-    # The same HTTP stack the provider uses (httpx2 on openai>=3; see async_http_client).
-    http = async_http_client(concurrency, 60.0)
+    # The same HTTP stack the provider uses (httpx2 on openai>=3; see async_http_client),
+    # or, with ``default_client``, whatever AsyncOpenAI builds when given none.
+    http = None if default_client else async_http_client(concurrency, 60.0)
     client = openai.AsyncOpenAI(base_url=url, api_key="bench", max_retries=0, http_client=http)
     counter = iter(range(n))
     done = 0
@@ -135,9 +136,9 @@ async def _bare(url: str, n: int, concurrency: int) -> int:
     return done
 
 
-def run_bare(url: str, n: int, concurrency: int) -> Result:
+def run_bare(url: str, n: int, concurrency: int, default_client: bool = False) -> Result:
     w0, c0 = time.perf_counter(), time.process_time()
-    done = asyncio.run(_bare(url, n, concurrency))
+    done = asyncio.run(_bare(url, n, concurrency, default_client))
     return Result(done, time.perf_counter() - w0, time.process_time() - c0)
 
 
@@ -265,6 +266,15 @@ def throughput_section(args: argparse.Namespace, levels: list[int], engine: bool
                 cells += ["-", f"{bare.rate / ideal:.2f}x", "-", "-"]
                 cells += [f"{bare.cpu_s / n * 1000:.2f}", "-"]
             print(_row(*cells), flush=True)
+        if args.default_client:
+            for c in levels:
+                n = args.items or (10 if args.quick else 40) * c
+                d = _best([run_bare(url, n, c, default_client=True) for _ in range(args.repeat)])
+                print(
+                    f"  bare loop with AsyncOpenAI's default HTTP client, c={c}: {d.rate:.1f}/s "
+                    f"({d.cpu_s / n * 1000:.2f} cpu ms/item)",
+                    flush=True,
+                )
 
 
 def slow_section(args: argparse.Namespace, engine: bool) -> None:
@@ -293,7 +303,7 @@ def memory_section(args: argparse.Namespace) -> None:
         m = measure_memory(n, args.mem_latency, args.mem_concurrency)
         print(
             f"items {n:>7}  peak RSS {m['peak_mb']:7.1f} MB  "
-            f"(after imports {m['start_mb']:.1f} MB)  {m['rate']:.0f} items/s",
+            f"(high-water mark before the run {m['start_mb']:.1f} MB)  {m['rate']:.0f} items/s",
             flush=True,
         )
 
@@ -313,6 +323,11 @@ def main(argv: list[str] | None = None) -> None:
         "--only", choices=["throughput", "slow", "memory"], help="run one section only"
     )
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--default-client",
+        action="store_true",
+        help="also time the bare loop with AsyncOpenAI's own default HTTP client",
+    )
     parser.add_argument("--skip-engine", action="store_true", help="baseline only")
     parser.add_argument("--quick", action="store_true", help="small sizes: < 2 minutes")
     parser.add_argument("--_memory-child", type=int, default=0, help=argparse.SUPPRESS)
@@ -325,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.quick:
         args.slow_items = 48
-        args.mem_items = "1000,10000"
+        args.mem_items = "500,5000"
     args.repeat = args.repeat or (1 if args.quick else 3)
     engine = engine_available() and not args.skip_engine
     if not engine:
