@@ -19,7 +19,7 @@ from autolabel.cli.common import (
 )
 from autolabel.engine.cache import ResponseCache
 from autolabel.engine.inputs import RowValidator, read_rows
-from autolabel.engine.pipeline import LabelJob, RunSummary, run_job
+from autolabel.engine.pipeline import LabelJob, RunSummary, arun_job
 from autolabel.errors import BadRowError, ConfigError
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.loader import load_ontology, resolve_ontology_path
@@ -199,10 +199,7 @@ def label(
         f"on {job.provider.name}:{job.provider.model}",
         highlight=False,
     )
-    try:
-        summary = run_job(job)
-    finally:
-        asyncio.run(job.provider.aclose())
+    summary = asyncio.run(_run_and_close(job))
     print_summary(summary, job)
     if export is not None:
         from autolabel.engine.export import export_run
@@ -211,6 +208,14 @@ def label(
         console.print(f"exported {n} rows to {export}")
     if summary.n_labeled == 0 and summary.n_failed > 0:
         raise typer.Exit(1)
+
+
+async def _run_and_close(job: LabelJob) -> RunSummary:
+    # One event loop for the run and the provider's shutdown: its HTTP client belongs to it.
+    try:
+        return await arun_job(job)
+    finally:
+        await job.provider.aclose()
 
 
 def print_summary(summary: RunSummary, job: LabelJob) -> None:

@@ -6,6 +6,7 @@ transport failure; the labeler re-asks for it separately (bounded).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -48,16 +49,31 @@ async def with_retries(
     on_retry: Callable[[RetryCallState], None] | None = None,
 ) -> tuple[T, int]:
     """Run ``call`` with retries; returns (result, attempts). Re-raises the last error."""
-    attempts = 0
+    try:
+        # Fast path: most calls succeed at once, so tenacity is only built after a failure.
+        return await call(), 1
+    except TransientProviderError as exc:
+        if max_retries == 0:
+            raise
+        first = exc
+    attempts = 1
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TransientProviderError),
-        stop=stop_after_attempt(max_retries + 1),
+        stop=stop_after_attempt(max_retries),
         wait=_WaitHonouringRetryAfter(initial_wait, max_wait),
         reraise=True,
         before_sleep=on_retry,
     )
+    # The first failure's Retry-After is honoured before the first retry.
+    await asyncio.sleep(retrying.wait(_state_after(first)))  # type: ignore[arg-type]
     async for attempt in retrying:
         with attempt:
-            attempts = attempt.retry_state.attempt_number
+            attempts = attempt.retry_state.attempt_number + 1
             result = await call()
     return result, attempts
+
+
+def _state_after(exc: BaseException) -> RetryCallState:
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.set_exception((type(exc), exc, exc.__traceback__))
+    return state

@@ -68,6 +68,7 @@ class PromptCompiler:
             trim_blocks=True,
             lstrip_blocks=True,
             autoescape=False,  # plain text prompts, not HTML
+            auto_reload=False,  # templates are read once; the prompt hash covers them
         )
         try:
             self._template = self._env.get_template(self.template_name)
