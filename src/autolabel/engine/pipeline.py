@@ -225,7 +225,14 @@ async def arun_job(job: LabelJob) -> RunSummary:
                         )
                     )
 
+        async def flush_periodically() -> None:
+            # Partial batches are committed at least this often: little is lost to a kill.
+            while True:
+                await asyncio.sleep(writer.interval_s)
+                writer.flush()
+
         interrupted = False
+        flusher = asyncio.create_task(flush_periodically())
         try:
             producer = asyncio.create_task(produce())
             consumers = [asyncio.create_task(consume()) for _ in range(job.concurrency)]
@@ -235,7 +242,7 @@ async def arun_job(job: LabelJob) -> RunSummary:
             interrupted = True
             raise
         finally:
-            for task in [producer, *consumers]:
+            for task in [flusher, producer, *consumers]:
                 task.cancel()
             writer.close()
             status = "interrupted" if interrupted or abort else "completed"

@@ -1,16 +1,17 @@
 """Commits predictions in small batches from a background thread.
 
-The event loop never waits on the database: outcomes are queued and a thread
-writes them in batches (every ``batch_size`` outcomes or ``interval_s``), each
-batch one transaction. A killed run loses at most the batch in flight, never
-anything committed; a resumed run redoes only what is missing.
+The event loop never waits on the database: outcomes are buffered on the loop and
+handed to a thread in batches (every ``batch_size`` outcomes, or by ``flush()``,
+which the pipeline calls every ``interval_s``); each batch is one transaction.
+Handing over lists, not single outcomes, wakes the thread once per batch.
+A killed run loses at most the batches in flight, never anything committed; a
+resumed run redoes only what is missing.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,42 +43,38 @@ class PredictionWriter:
         self.on_commit = on_commit
         self.error: BaseException | None = None
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._buffer: list[LabelOutcome] = []
         self._thread = threading.Thread(target=self._loop, name="autolabel-writer", daemon=True)
         self._thread.start()
 
     def put(self, outcome: LabelOutcome) -> None:
+        """Buffer one outcome (event-loop side); a full batch goes to the thread."""
         if self.error is not None:
             raise self.error
-        self._queue.put(outcome)
+        self._buffer.append(outcome)
+        if len(self._buffer) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand whatever is buffered to the writer thread."""
+        if self._buffer:
+            self._queue.put(self._buffer)
+            self._buffer = []
 
     def close(self) -> None:
-        """Flush everything queued and stop; re-raise a write failure."""
+        """Flush everything and stop; re-raise a write failure."""
+        self.flush()
         self._queue.put(_STOP)
         self._thread.join()
         if self.error is not None:
             raise self.error
 
     def _loop(self) -> None:
-        pending: list[LabelOutcome] = []
-        deadline = time.monotonic() + self.interval_s
-        while True:
+        while (batch := self._queue.get()) is not _STOP:
             try:
-                got = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                got = None
-            if got is not None and got is not _STOP:
-                pending.append(got)
-            due = len(pending) >= self.batch_size or time.monotonic() >= deadline
-            if pending and (due or got is _STOP):
-                try:
-                    self._commit(pending)
-                except BaseException as exc:  # surfaced to the pipeline on the next put/close
-                    self.error = exc
-                    return
-                pending = []
-            if not pending:
-                deadline = time.monotonic() + self.interval_s
-            if got is _STOP:
+                self._commit(batch)
+            except BaseException as exc:  # surfaced to the pipeline on the next put/close
+                self.error = exc
                 return
 
     def _commit(self, outcomes: list[LabelOutcome]) -> None:
