@@ -167,7 +167,8 @@ def paired_bootstrap_f1(
 ) -> PairedBootstrapResult:
     """Paired bootstrap of macro-F1(A) − macro-F1(B): both runs see the same resampled items.
 
-    The two-sided p-value is 2 · min(P(Δ* ≤ 0), P(Δ* ≥ 0)) over the resamples.
+    The two-sided p-value is 2 · min(P(Δ* ≤ 0), P(Δ* ≥ 0)) over the resamples, each
+    estimated as (count + 1) / (resamples + 1) so a finite bootstrap never claims p = 0.
     """
     if not (len(gold) == len(pred_a) == len(pred_b)):
         raise ValueError("gold and both runs must cover the same items")
@@ -187,6 +188,8 @@ def paired_bootstrap_f1(
     for r in range(n_resamples):
         idx = rng.integers(0, g.size, size=g.size)
         diffs[r] = _macro_f1_codes(g[idx], pa[idx], k) - _macro_f1_codes(g[idx], pb[idx], k)
-    p = min(1.0, 2 * min(float((diffs <= 0).mean()), float((diffs >= 0).mean())))
+    below = (int((diffs <= 0).sum()) + 1) / (n_resamples + 1)
+    above = (int((diffs >= 0).sum()) + 1) / (n_resamples + 1)
+    p = min(1.0, 2 * min(below, above))
     low, high = _percentiles(diffs, alpha)
     return PairedBootstrapResult("macro_f1", fa, fb, fa - fb, low, high, p, n_resamples)
