@@ -521,3 +521,22 @@ def test_cli_does_not_load_textual_until_review_runs() -> None:
     code = "import sys, autolabel.cli.main as m; m._register(); print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+async def test_adjudicator_settles_a_flagged_item(classify) -> None:
+    db, queue = classify
+    flagged = queue.claim("bob")
+    assert flagged is not None
+    queue.flag(flagged.task_id, "bob", "sarcasm or not?")
+    app = ReviewApp(queue, "judge", clock=Tick(), adjudicate=True)
+    async with app.run_test(size=SIZE) as pilot:
+        assert shown_task_id(app) == flagged.task_id  # only disputed items are served
+        await pilot.press(app.review.keys["negative"])
+        await pilot.pause()
+        assert app.review.current is None  # nothing else awaits adjudication
+    final = live(db, "adjudicate")
+    assert [(d.task_id, d.reviewer, d.label) for d in final] == [
+        (flagged.task_id, "judge", "negative")
+    ]
+    row = task_row(db, flagged.task_id)
+    assert (row.final_label, row.final_source) == ("negative", "adjudicator")

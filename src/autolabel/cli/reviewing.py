@@ -309,6 +309,11 @@ def _register_review_tui(app: typer.Typer) -> None:
         lease: int = typer.Option(
             600, "--lease", min=5, help="seconds an item stays yours while shown"
         ),
+        adjudicate: bool = typer.Option(
+            False,
+            "--adjudicate",
+            help="settle flagged and disputed items; your decision is final",
+        ),
     ) -> None:
         """Review queued items in a terminal UI: one keypress per decision.
 
@@ -323,5 +328,7 @@ def _register_review_tui(app: typer.Typer) -> None:
         from autolabel.tui.launch import run_review
 
         settings = load_settings(db=db)
-        n = run_review(settings.database_url, queue, reviewer, lease_seconds=lease)
+        n = run_review(
+            settings.database_url, queue, reviewer, lease_seconds=lease, adjudicate=adjudicate
+        )
         typer.echo(f"{reviewer}: {n} decision(s) saved in queue '{queue}'")

@@ -70,11 +70,20 @@ class ReviewScreen(Screen[None]):
         Binding("pagedown", "scroll_item(1)", "scroll down", show=False),
     ]
 
-    def __init__(self, queue: ReviewQueue, reviewer: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        queue: ReviewQueue,
+        reviewer: str,
+        clock: Callable[[], float],
+        *,
+        adjudicate: bool = False,
+    ) -> None:
         super().__init__()
         self.queue = queue
         self.reviewer = reviewer
         self.clock = clock
+        # Adjudicator mode: serves flagged and disputed items; a decision is final.
+        self.adjudicate = adjudicate
         self.current: TaskView | None = None
         self.keys: dict[str, str] = {}
         self.by_key: dict[str, str] = {}
@@ -108,7 +117,7 @@ class ReviewScreen(Screen[None]):
         # The first paint shows real numbers: one synchronous stats call at start.
         self._show_stats(self.queue.stats(self.reviewer))
         self.set_interval(STATS_EVERY_S, self._tick_stats)
-        self.show_task(self._call(lambda: self.queue.claim(self.reviewer)))
+        self.show_task(self._call(self._claim))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide keys that do nothing for this item's task type (the footer follows)."""
@@ -225,7 +234,10 @@ class ReviewScreen(Screen[None]):
 
     def _after_action(self, action: str, task: TaskView, label: Any = None) -> None:
         self._count_locally(action, task, label)
-        self.show_task(self._call(lambda: self.queue.claim(self.reviewer)))
+        self.show_task(self._call(self._claim))
+
+    def _claim(self) -> TaskView | None:
+        return self.queue.claim(self.reviewer, adjudicate=self.adjudicate)
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -236,6 +248,7 @@ class ReviewScreen(Screen[None]):
             self.notify("the queue is empty", severity="warning")
             return
         seconds = round(max(self.clock() - self.shown_at, 0.0), 3)
+        # On a task claimed for adjudication the queue records this as the final word.
         done = self._call(
             lambda: self.queue.decide(task.task_id, self.reviewer, label, seconds=seconds)
         )
@@ -435,14 +448,16 @@ class ReviewApp(App[None]):
         reviewer: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        adjudicate: bool = False,
     ) -> None:
         super().__init__()
         self.queue = queue
         self.reviewer = reviewer
         self.clock = clock
+        self.adjudicate = adjudicate
 
     def get_default_screen(self) -> Screen[Any]:
-        return ReviewScreen(self.queue, self.reviewer, self.clock)
+        return ReviewScreen(self.queue, self.reviewer, self.clock, adjudicate=self.adjudicate)
 
     def action_quit_review(self) -> None:
         self.review.action_quit_review()

@@ -7,7 +7,9 @@ from autolabel.review.queue import ReviewQueue
 from autolabel.store.database import Database
 
 
-def run_review(db_url: str, queue: str, reviewer: str, *, lease_seconds: int = 600) -> int:
+def run_review(
+    db_url: str, queue: str, reviewer: str, *, lease_seconds: int = 600, adjudicate: bool = False
+) -> int:
     """Run the TUI until the reviewer quits; returns how many items they decided."""
     reviewer = reviewer.strip()
     if not reviewer:
@@ -23,7 +25,7 @@ def run_review(db_url: str, queue: str, reviewer: str, *, lease_seconds: int = 6
         )
     from autolabel.tui.app import ReviewApp  # textual loads only when the app runs
 
-    ReviewApp(review_queue, reviewer).run()
+    ReviewApp(review_queue, reviewer, adjudicate=adjudicate).run()
     after = review_queue.stats(reviewer)
     db.dispose()
     return after.done_by_reviewer.get(reviewer, 0) - before.done_by_reviewer.get(reviewer, 0)
