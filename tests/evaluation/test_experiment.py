@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from autolabel.engine.inputs import read_rows
 from autolabel.errors import ConfigError
 from autolabel.evaluation.experiments import (
     DatasetSpec,
@@ -31,7 +32,9 @@ def test_shipped_experiment_files_are_valid() -> None:
             assert exp.path(ds.data).exists(), ds.data
             for variant in exp.variants:
                 ontology, _ = resolve_variant_ontology(exp, variant, ds)
-                assert ontology.task.value == "classify"
+                _, first = next(read_rows(exp.path(ds.data)))
+                assert ds.gold_column in first, (ds.data, ds.gold_column)
+                assert set(ontology.input.fields) <= set(first), ds.data
     exp = load_experiment(REPO / "eval" / "compare_prompts_models.yaml")
     assert len(exp.variants) >= 2 and len(exp.models) >= 2 and len(exp.datasets) >= 2
 

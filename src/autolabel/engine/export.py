@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from autolabel.errors import ConfigError, NotFoundError
+from autolabel.errors import ConfigError
 from autolabel.store.database import Database
+from autolabel.store.lookup import resolve_run
 from autolabel.store.tables import Item, Prediction, Run
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
@@ -25,18 +26,7 @@ ExportFormat = Literal["jsonl", "csv", "parquet"]
 def get_run(db: Database, run_ref: str | int) -> Run:
     """A run by id or by name (the newest with that name)."""
     with db.session() as s:
-        run: Run | None = None
-        if isinstance(run_ref, int) or str(run_ref).isdigit():
-            run = s.get(Run, int(run_ref))
-        if run is None:
-            run = (
-                s.exec(select(Run).where(Run.name == str(run_ref)).order_by(Run.id.desc()))  # type: ignore[call-overload,union-attr]
-                .scalars()
-                .first()
-            )
-        if run is None:
-            raise NotFoundError(f"no run {run_ref!r}", hint="list runs with: autolabel runs")
-        return run
+        return resolve_run(s, run_ref)
 
 
 def _final_labels(db: Database, run_id: int) -> dict[int, Any]:

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from autolabel.errors import EvaluationError, NotFoundError
+from autolabel.errors import EvaluationError
 from autolabel.evaluation import calibration as cal
 from autolabel.evaluation import metrics as m
 from autolabel.evaluation import significance as sig
 from autolabel.evaluation.gold import resolve_gold
 from autolabel.hashing import stable_hash
 from autolabel.store.database import Database
+from autolabel.store.lookup import resolve_run
 from autolabel.store.tables import EvalRecord, GoldLabel, GoldSet, Item, Prediction, Run
 
 if TYPE_CHECKING:
@@ -73,17 +74,6 @@ class EvalResult:
     @property
     def correct(self) -> list[bool]:
         return [m.is_correct(self.task, p.gold, p.pred) for p in self.pairs]
-
-
-def resolve_run(session: Session, ref: str | int) -> Run:
-    """A run by id or by name (the newest run with that name)."""
-    text = str(ref)
-    run = session.get(Run, int(text)) if text.isdigit() else None
-    if run is None:
-        run = session.exec(select(Run).where(Run.name == text).order_by(col(Run.id).desc())).first()
-    if run is None:
-        raise NotFoundError(f"run '{ref}' not found", hint="list runs with: autolabel runs")
-    return run
 
 
 def load_pairs(session: Session, run: Run, gold: GoldSet) -> tuple[list[Pair], int]:

@@ -107,7 +107,7 @@ class PromptCompiler:
         return "".join(render(ctx)).strip()
 
     def compile(self, item: dict[str, Any]) -> CompiledPrompt:
-        shown = {name: _as_text(item.get(name, "")) for name in self.ontology.input.fields}
+        shown = {name: as_text(item.get(name, "")) for name in self.ontology.input.fields}
         messages: list[dict[str, str]] = [{"role": "system", "content": self._system}]
         for example in self.ontology.examples:
             ex_item = {name: example.input.get(name, "") for name in self.ontology.input.fields}
@@ -126,7 +126,8 @@ class PromptCompiler:
         )
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """An item field as prompt text: JSON for structured values."""
     if value is None:
         return ""
     if isinstance(value, str):

@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from autolabel.ontology.compiler import as_text
 from autolabel.tui.keys import describe_reason
 
 # One colour per label, in ontology order; chosen to stay readable on dark and light themes.
@@ -113,7 +114,7 @@ def render_item(task: TaskLike) -> RenderableType:
         if i == 0 and task.task_type == "spans" and isinstance(task.suggestion, list):
             parts.append(highlight_spans(str(value), task.suggestion, task.labels))
         else:
-            parts.append(Text(_as_text(value)))
+            parts.append(Text(as_text(value)))
     return Group(*parts)
 
 
@@ -199,11 +200,3 @@ def render_suggestion(task: TaskLike) -> RenderableType:
         for run, label in sorted(task.alternatives.items(), key=lambda kv: str(kv[0])):
             parts.append(Text(f"• {run}: {format_label(task.task_type, label)}"))
     return Group(*parts)
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
