@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from autolabel.errors import OntologyError
 from autolabel.ontology.schema import Ontology, _LocatedError
 
-ONTOLOGY_DIRS = (Path("ontologies"),)
+# ./ontologies first (the user's own), then the ones shipped in a source checkout.
+ONTOLOGY_DIRS = (Path("ontologies"), Path(__file__).resolve().parents[3] / "ontologies")
 
 
 def resolve_ontology_path(name_or_path: str | Path) -> Path:

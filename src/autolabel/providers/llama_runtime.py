@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -51,13 +52,35 @@ class Generated:
     n_tokens: int = 0
 
 
+_LOG_CALLBACK: Any = None
+
+
+def _silence_llama_logs() -> None:
+    """Route llama.cpp's C-level log lines to nowhere (AUTOLABEL_LLAMA_LOG=1 keeps them).
+
+    ``verbose=False`` does not catch every line (context warnings still reach stderr
+    and clutter the progress bar).
+    """
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None or os.environ.get("AUTOLABEL_LLAMA_LOG"):
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def _discard(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        return None
+
+    _LOG_CALLBACK = _discard  # keep a reference: C holds only the pointer
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
 class LlamaRuntime:
     """A loaded model, its worker thread and the token list mirrored in its KV cache."""
 
     def __init__(self, model_path: str, *, n_ctx: int, n_threads: int | None) -> None:
         from llama_cpp import Llama
 
-        # verbose=False also silences llama.cpp's own stderr logging.
+        _silence_llama_logs()
         self.llama = Llama(
             model_path=model_path,
             n_ctx=n_ctx,
