@@ -131,8 +131,8 @@ def make_sst(src: Path) -> None:
     )
     write_csv(
         EXAMPLES_DIR / "sst2_sample_gold.csv",
-        ["id", "label"],
-        ((r["id"], r["label"]) for r in examples),
+        ["id", "text", "label"],
+        ((r["id"], r["text"], r["label"]) for r in examples),
     )
     header = ["id", "text", "label"]
     write_csv(
