@@ -47,8 +47,7 @@ class Database:
             migrate(self.engine)
         except OperationalError as exc:
             raise StoreError(
-                f"cannot open database {parsed.render_as_string(hide_password=True)}: "
-                f"{exc.orig}"
+                f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
             ) from exc
 
     @property
