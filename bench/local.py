@@ -46,6 +46,18 @@ def load_items(n: int) -> list[dict[str, str]]:
     return [{"text": r["text"], "gold": r["label"]} for r in rows[:n]]
 
 
+def _last_logprobs(llama):  # type: ignore[no-untyped-def]
+    """Log-softmax of the logits after the last evaluated token."""
+    n_vocab = llama.n_vocab()
+
+    def read() -> np.ndarray:
+        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(n_vocab,))
+        row = row.astype(np.float64) - row.max()
+        return row - np.log(np.exp(row).sum())
+
+    return read
+
+
 def bench_bare(model_path: Path, prompts, labels, n_threads: int) -> tuple[float, list[str]]:
     """Per label, from scratch: eval the prompt, then each label token, reading the logits."""
     from llama_cpp import Llama
@@ -53,12 +65,7 @@ def bench_bare(model_path: Path, prompts, labels, n_threads: int) -> tuple[float
     # logits_all=False: logits_all would copy n_tokens x n_vocab floats per eval, which is
     # far slower than this loop; the fair baseline reads the last row after each eval.
     llama = Llama(str(model_path), n_ctx=2048, n_threads=n_threads, verbose=False)
-    n_vocab = llama.n_vocab()
-
-    def last_logprobs() -> np.ndarray:
-        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(n_vocab,))
-        row = row.astype(np.float64) - row.max()
-        return row - np.log(np.exp(row).sum())
+    last_logprobs = _last_logprobs(llama)
 
     preds = []
     start = time.perf_counter()
@@ -89,12 +96,7 @@ def bench_bare_once(model_path: Path, prompts, labels, n_threads: int) -> tuple[
     from llama_cpp import Llama
 
     llama = Llama(str(model_path), n_ctx=2048, n_threads=n_threads, verbose=False)
-    n_vocab = llama.n_vocab()
-
-    def last_logprobs() -> np.ndarray:
-        row = np.ctypeslib.as_array(llama._ctx.get_logits_ith(-1), shape=(n_vocab,))
-        row = row.astype(np.float64) - row.max()
-        return row - np.log(np.exp(row).sum())
+    last_logprobs = _last_logprobs(llama)
 
     preds = []
     start = time.perf_counter()
