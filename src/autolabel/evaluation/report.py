@@ -142,18 +142,16 @@ def plot_reliability(series: dict[str, list[dict[str, Any]]], path: Path) -> Pat
             xs = [b["mean_confidence"] for b in bins]
             ys = [b["accuracy"] for b in bins]
             ax.plot(xs, ys, marker="o", linewidth=1.5, label=name)
-    ax.set(
-        xlim=(0, 1.02),
-        ylim=(0, 1.02),
-        xlabel="mean confidence (equal-mass bins)",
-        ylabel="accuracy",
-        title="Reliability",
+    return _finish(
+        plt,
+        fig,
+        ax,
+        path,
+        "mean confidence (equal-mass bins)",
+        "accuracy",
+        "Reliability",
+        legend="upper left",
     )
-    ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_coverage(series: dict[str, list[dict[str, Any]]], path: Path) -> Path:
@@ -168,14 +166,24 @@ def plot_coverage(series: dict[str, list[dict[str, Any]]], path: Path) -> Path:
                 linewidth=1.5,
                 label=name,
             )
-    ax.set(
-        xlim=(0, 1.02),
-        ylim=(0, 1.02),
-        xlabel="coverage (share auto-accepted)",
-        ylabel="accuracy of accepted",
-        title="Coverage vs accuracy",
+    return _finish(
+        plt,
+        fig,
+        ax,
+        path,
+        "coverage (share auto-accepted)",
+        "accuracy of accepted",
+        "Coverage vs accuracy",
+        legend="lower left",
     )
-    ax.legend(fontsize=7, loc="lower left")
+
+
+def _finish(
+    plt: Any, fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str, *, legend: str
+) -> Path:
+    """Shared tail of both plots: unit axes, labels, legend, save, release the figure."""
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=7, loc=legend)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
