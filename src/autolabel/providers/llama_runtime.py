@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from autolabel.providers.llama_guard import DEFAULT, RuntimeSettings, load_llama
+
 _GEMMA_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<start_of_turn>"
     "{{ 'model' if m['role'] == 'assistant' else 'user' }}{{ '\\n' }}"
@@ -55,7 +57,7 @@ class Generated:
 _LOG_CALLBACK: Any = None
 
 
-def _silence_llama_logs() -> None:
+def silence_llama_logs() -> None:
     """Route llama.cpp's C-level log lines to nowhere (AUTOLABEL_LLAMA_LOG=1 keeps them).
 
     ``verbose=False`` does not catch every line (context warnings still reach stderr
@@ -77,12 +79,19 @@ def _silence_llama_logs() -> None:
 class LlamaRuntime:
     """A loaded model, its worker thread and the token list mirrored in its KV cache."""
 
-    def __init__(self, model_path: str, *, n_ctx: int, n_threads: int | None) -> None:
-        from llama_cpp import Llama
-
-        _silence_llama_logs()
-        self.llama = Llama(
-            model_path=model_path,
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        n_ctx: int,
+        n_threads: int | None,
+        settings: RuntimeSettings = DEFAULT,
+    ) -> None:
+        silence_llama_logs()
+        self.settings = settings
+        self.llama = load_llama(
+            model_path,
+            settings,
             n_ctx=n_ctx,
             n_threads=n_threads,
             n_threads_batch=n_threads,

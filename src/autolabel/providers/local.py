@@ -41,6 +41,7 @@ from autolabel.providers.base import (
     Sample,
     TokenLogprob,
 )
+from autolabel.providers.llama_guard import choose_settings
 from autolabel.providers.llama_runtime import LlamaRuntime
 from autolabel.providers.models import INSTALL_HINT
 
@@ -66,9 +67,15 @@ def get_runtime(model_path: str | Path, *, n_ctx: int = 4096, n_threads: int | N
                 raise ModelNotAvailableError(
                     "the embedded model needs llama-cpp-python", hint=INSTALL_HINT
                 ) from None
+            # A native crash cannot be caught in-process: settings that a child
+            # process proved safe on this machine (cached after the first time).
+            verdict = choose_settings(key[0])
             try:
                 runtime = LlamaRuntime(
-                    key[0], n_ctx=n_ctx, n_threads=n_threads or os.cpu_count() or 1
+                    key[0],
+                    n_ctx=n_ctx,
+                    n_threads=n_threads or os.cpu_count() or 1,
+                    settings=verdict.settings,
                 )
             except ValueError as exc:  # llama-cpp-python's "failed to load model"
                 raise ModelNotAvailableError(
