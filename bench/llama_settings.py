@@ -101,7 +101,7 @@ def main() -> None:
             continue
         results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\nmodel {args.model}, {args.n} items per task, {args.threads} threads")
-    print(f"machine load average before: {os.getloadavg()[0]:.1f}")
+    print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
     head = f"{'settings':<10}{'load s':>8}{'task':>11}{'s/item':>9}{'cpu s/item':>12}"
     print(head + f"{'accuracy':>10}")
     for name, res in results.items():
