@@ -3,7 +3,7 @@
 Canaries go in the base URL (user info and a secret query parameter) and in the API
 key (``OPENAI_API_KEY``); the endpoint echoes what it received back in its error
 messages, as some proxies do. Then every byte of the database, the cache directory,
-the exported file and the output of the commands is scanned for them.
+the exported file and the output of ``label`` and ``runs`` is scanned for them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ CANARIES = (USER, PASSWORD, QUERY_SECRET, API_KEY)
 
 def _data(tmp_path: Path) -> Path:
     path = tmp_path / "reviews.csv"
-    rows = ["id,text", "r1,a positive film", "r2,a negative film", "r3,positive again"]
+    rows = ["id,text", "r1,a positive film", "r2,a negative film ECHO-ME", "r3,positive again"]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
 
@@ -57,7 +57,7 @@ def _leaks(text: str | bytes) -> list[str]:
 def test_canary_credentials_are_never_stored_or_printed(tmp_path: Path, db_url: str):
     def respond(req: dict[str, Any]) -> Any:
         seen = srv.requests[-1]  # concurrency 1: the request being answered
-        if "negative" not in str(req["messages"]):
+        if "ECHO-ME" not in str(req["messages"]):
             return default_responder(req)
         auth = seen.headers.get("authorization", "")
         decoded = ""
@@ -82,8 +82,6 @@ def test_canary_credentials_are_never_stored_or_printed(tmp_path: Path, db_url: 
             autolabel(*label, "--quiet", "--export", str(export), env=env),
             autolabel(*label, env=env),  # a re-run: retries the failed item, shows the run
             autolabel("runs", "--db", db_url, env=env),
-            autolabel("plan", "sst2", str(data), "--base-url", url, "--model", "m",
-                      "--db", db_url, env=env),  # fmt: skip
         ]
         echoed = "\n".join(f"{r.path} {r.headers}" for r in srv.requests)
     # The credentials did reach the endpoint (so the scan below means something) ...
@@ -106,9 +104,9 @@ def test_canary_credentials_are_never_stored_or_printed(tmp_path: Path, db_url: 
     with db.session() as s:
         stored = s.execute(select(Run.base_url)).scalars().all()
     db.dispose()
-    assert stored and all(
-        u == f"http://***@127.0.0.1:{srv.port}/v1?api-key=***" for u in stored
-    ), stored
+    assert stored and all(u == f"http://***@127.0.0.1:{srv.port}/v1?api-key=***" for u in stored), (
+        stored
+    )
 
 
 def test_a_config_error_does_not_print_the_url_credentials(tmp_path: Path):

@@ -30,7 +30,9 @@ from tests.engine.test_openai_failures import (
 MAX_RETRIES = 2  # so an item is asked at most 3 times per ask
 
 
-def _run(srv: FakeOpenAIServer, tmp_path: Path, url: str, cache: ResponseCache | None) -> RunSummary:
+def _run(
+    srv: FakeOpenAIServer, tmp_path: Path, url: str, cache: ResponseCache | None
+) -> RunSummary:
     job = LabelJob(
         ontology=ONTOLOGY,
         data=_data(tmp_path),

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from autolabel.engine.cache import ResponseCache
-from autolabel.engine.pipeline import LabelJob, RunSummary, run_job
+from autolabel.engine.pipeline import LabelJob, run_job
 from autolabel.errors import BadRowError, InputError
 from autolabel.providers.openai import OpenAIProvider
 from autolabel.store.database import Database
@@ -106,6 +106,11 @@ def test_rerun_after_the_endpoint_is_fixed_asks_only_for_the_failed_items(
         srv.clear()
         second = run_job(_job(srv, data, db, cache))
         asked = _by_item(srv)
+        # A job finished without failures makes a new run, entirely from the cache.
+        srv.clear()
+        third = run_job(_job(srv, data, db, cache))
+        assert srv.request_count == 0
+    assert third.run_id != first.run_id and third.n_cache_hits == 4
 
     # Same run, model calls for exactly the failed items, and they are labeled now.
     assert second.run_id == first.run_id and second.resumed
@@ -114,19 +119,13 @@ def test_rerun_after_the_endpoint_is_fixed_asks_only_for_the_failed_items(
     assert _labels(db, second.run_id) == EXPECTED
     assert (second.n_labeled, second.n_failed) == (4, 0)
     # Good predictions and human work untouched; failed rows were updated in place.
-    after = {p["item_id"]: p for p in _rows(db, Prediction)}
+    after = {p["item_id"]: p for p in _rows(db, Prediction) if p["run_id"] == first.run_id}
     assert [after[p["item_id"]] for p in good_before] == good_before
     assert {i: after[i]["id"] for i in failed_ids} == failed_ids
     assert _rows(db, ReviewTask) == tasks_before and _rows(db, Decision) == decisions_before
     with db.session() as s:
         run = s.get(Run, first.run_id)
         assert (run.status, run.n_labeled, run.n_failed) == ("completed", 4, 0)
-
-    # A job finished without failures makes a new run, entirely from the cache.
-    with FakeOpenAIServer(responder=respond) as srv2:
-        third = run_job(_job(srv2, data, db, cache))
-        assert srv2.request_count == 0
-    assert third.run_id != first.run_id and third.n_cache_hits == 4
     db.dispose()
 
 
@@ -151,13 +150,14 @@ def test_cached_answers_that_fail_validation_are_deleted_and_asked_again(
         assert len(srv.chat_requests()) == 4
     assert second.n_cache_hits == 0 and second.n_model_calls == 4
     assert _labels(db, second.run_id) == EXPECTED
+    # An unreadable entry is dropped when read.
+    assert cache.get("not-a-response") is None and "not-a-response" not in cache
     # The poisoned entries were replaced by the valid answers.
     texts = [inner.get(k)["samples"][0]["text"] for k in inner.iterkeys()]
     assert all("furious" not in t for t in texts)
     assert sorted(json.loads(t)["label"] for t in texts if "label" in t) == sorted(
         EXPECTED.values()
     )
-    assert cache.get("not-a-response") is None and "not-a-response" not in cache
     db.dispose()
 
 

@@ -18,10 +18,14 @@ from autolabel.redact import redact_url, scrub, url_secrets
         ("http://localhost:8000/v1", "http://localhost:8000/v1"),
         ("http://user:s3cret@host/v1", "http://***@host/v1"),
         ("http://tokenonly@host/v1", "http://***@host/v1"),
-        ("https://h/v1?api-key=abc123&api-version=2024-06-01",
-         "https://h/v1?api-key=***&api-version=2024-06-01"),  # fmt: skip
-        ("https://h/v1?key=a1&token=b2&access_token=c3&X-Api-Key=d4&sig=e5&q=1",
-         "https://h/v1?key=***&token=***&access_token=***&X-Api-Key=***&sig=***&q=1"),  # fmt: skip
+        (
+            "https://h/v1?api-key=abc123&api-version=2024-06-01",
+            "https://h/v1?api-key=***&api-version=2024-06-01",
+        ),  # fmt: skip
+        (
+            "https://h/v1?key=a1&token=b2&access_token=c3&X-Api-Key=d4&sig=e5&q=1",
+            "https://h/v1?key=***&token=***&access_token=***&X-Api-Key=***&sig=***&q=1",
+        ),  # fmt: skip
         ("https://u:p@h:1/v1?client_secret=zz#frag", "https://***@h:1/v1?client_secret=***#frag"),
         ("https://h/v1?key=", "https://h/v1?key="),  # nothing to hide
     ],

@@ -93,9 +93,7 @@ class Labeler:
                 if isinstance(result, Scored) and result.method == "none":
                     # One sample and no log-probs to score it: self-consistency over n.
                     self._needs_sampling = True
-                    response, result = await self._ask(
-                        self._sampling_request(request), item, out
-                    )
+                    response, result = await self._ask(self._sampling_request(request), item, out)
                 if isinstance(result, AnswerError):
                     text = response.samples[0].text[:2000] if response.samples else ""
                     out.raw = text or None
@@ -200,7 +198,9 @@ class Labeler:
         out.error = None
 
 
-def _score(ontology: Ontology, response: ProviderResponse, item: dict[str, Any]) -> Scored | AnswerError:
+def _score(
+    ontology: Ontology, response: ProviderResponse, item: dict[str, Any]
+) -> Scored | AnswerError:
     try:
         return score_response(ontology, response, item)
     except AnswerError as exc:

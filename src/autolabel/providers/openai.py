@@ -41,7 +41,6 @@ from autolabel.errors import (
     ProviderError,
     TransientProviderError,
 )
-from autolabel.redact import redact_url, scrub, url_secrets
 from autolabel.providers.base import (
     Provider,
     ProviderRequest,
@@ -50,6 +49,7 @@ from autolabel.providers.base import (
     StructuredMode,
     TokenLogprob,
 )
+from autolabel.redact import redact_url, scrub, url_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers (llama.cpp, vLLM, Ollama) ignore the key but the client insists on one.
@@ -345,7 +345,7 @@ def _check_answer_shape(data: Any, where: str) -> None:
     """
     try:
         if not isinstance(data, dict):
-            raise _BadShape(f"a JSON {type(data).__name__}, not an object")
+            raise _BadShape(f"a JSON {_json_type(data)}, not an object")
         choices = data.get("choices")
         if not isinstance(choices, list):
             raise _BadShape("no 'choices' list")
@@ -369,19 +369,21 @@ def _check_choice(choice: Any, at: str) -> None:
         why = f" (refusal: {str(refusal)[:200]})" if refusal else ""
         raise _BadShape(f"{at}.message has no content{why}")
     if not isinstance(content, str):
-        raise _BadShape(f"{at}.message.content is a {type(content).__name__}, not text")
+        raise _BadShape(f"{at}.message.content is a {_json_type(content)}, not text")
     lp = choice.get("logprobs")
     if lp is None:
         return  # no log-probs: the engine falls back to self-consistency
     if not isinstance(lp, dict):
-        raise _BadShape(f"{at}.logprobs is a {type(lp).__name__}, not an object")
+        raise _BadShape(f"{at}.logprobs is a {_json_type(lp)}, not an object")
     entries = lp.get("content")
     if entries is None:
         return  # another dialect (or none sent): treated as no log-probs
     if not isinstance(entries, list):
         raise _BadShape(f"{at}.logprobs.content is not a list")
     for j, t in enumerate(entries):
-        if not (isinstance(t, dict) and isinstance(t.get("token"), str) and _finite(t.get("logprob"))):
+        if not (
+            isinstance(t, dict) and isinstance(t.get("token"), str) and _finite(t.get("logprob"))
+        ):
             raise _BadShape(f"{at}.logprobs.content[{j}] is not a {{token, logprob}} entry")
         top = t.get("top_logprobs")
         if top is None:
@@ -391,6 +393,11 @@ def _check_choice(choice: Any, at: str) -> None:
             for a in top
         ):
             raise _BadShape(f"{at}.logprobs.content[{j}].top_logprobs is malformed")
+
+
+def _json_type(x: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if x is None else names.get(type(x), type(x).__name__)
 
 
 def _finite(x: Any) -> bool:
