@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from autolabel.engine.cache import ResponseCache
 from autolabel.engine.pipeline import LabelJob, run_job
+from autolabel.engine.plan import plan_job
 from autolabel.errors import BadRowError, InputError
 from autolabel.providers.openai import OpenAIProvider
 from autolabel.store.database import Database
@@ -98,6 +99,9 @@ def test_rerun_after_the_endpoint_is_fixed_asks_only_for_the_failed_items(
             s.add(Decision(task_id=done.id, item_id=done.item_id, reviewer="ann",
                            action="decide", label="negative"))  # fmt: skip
             s.commit()
+        # The dry run tells the same: this run will be continued.
+        plan = plan_job(_job(srv, data, db, cache))
+        assert (plan.resume_run_id, plan.resumable_done) == (first.run_id, 2)
         good_before = [p for p in _rows(db, Prediction) if p["error"] is None]
         tasks_before, decisions_before = _rows(db, ReviewTask), _rows(db, Decision)
         failed_ids = {p["item_id"]: p["id"] for p in _rows(db, Prediction) if p["error"]}

@@ -327,6 +327,11 @@ def _dataset_id(db: Database, job: LabelJob) -> int:
         return int(ds.id)  # type: ignore[arg-type]
 
 
+def is_resumable(run: Run) -> bool:
+    """Unfinished, or finished with failed items: the same job continues it (and retries them)."""
+    return run.status != "completed" or run.n_failed > 0
+
+
 def _open_run(
     db: Database, job: LabelJob, dataset_id: int, key: str, compiler: PromptCompiler
 ) -> tuple[Run, bool]:
@@ -337,8 +342,7 @@ def _open_run(
                 .scalars()
                 .first()
             )
-            # Unfinished, or finished with failures: continue it (failed items are retried).
-            if last is not None and (last.status != "completed" or last.n_failed > 0):
+            if last is not None and is_resumable(last):
                 last.status = "running"
                 s.add(last)
                 s.commit()
