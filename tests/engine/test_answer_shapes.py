@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 
 from autolabel.engine.cache import ResponseCache
+from autolabel.engine.confidence import score_response
 from autolabel.engine.pipeline import LabelJob, RunSummary, run_job
+from autolabel.errors import AnswerError
+from autolabel.providers.base import ProviderResponse
 from autolabel.providers.openai import OpenAIProvider
 from autolabel.store.database import Database
-from autolabel.testing import ODD_SHAPES, FakeOpenAIServer, chat_reply, odd_reply
+from autolabel.testing import ODD_SHAPES, FakeOpenAIServer, chat_reply, error_reply, odd_reply
 from tests.engine.test_openai_failures import (
     EXPECTED,
     ONTOLOGY,
@@ -112,3 +115,23 @@ def test_truncated_answer_is_reasked_and_never_cached(tmp_path: Path, sqlite_url
     # The truncated answers are nowhere in the cache: b has no entry, a only its re-ask's.
     cached = sorted(json.loads(t)["label"] for t in _cached_texts(cache))
     assert cached == ["neutral", "positive", "positive"]  # c, a (re-ask), d
+
+
+def test_failure_reasons_count_the_attempts_made(tmp_path: Path, sqlite_url: str):
+    """Used to say "after 0 attempts" once the retries ran out."""
+    down, denied = error_reply(503, "overloaded"), error_reply(401, "bad key")
+    script = {"a": [down, denied], "b": [down] * 10}
+    with FakeOpenAIServer(responder=per_item(script)) as srv:
+        summary = _run(srv, tmp_path, sqlite_url, None)
+        reqs = _by_item(srv)
+    preds = _predictions(sqlite_url, summary.run_id)
+    assert len(reqs["a"]) == 2 and preds["a"].attempts == 2
+    assert preds["a"].error.startswith("provider refused")
+    assert len(reqs["b"]) == 1 + MAX_RETRIES and preds["b"].attempts == 1 + MAX_RETRIES
+    assert preds["b"].error.startswith(f"provider failed after {1 + MAX_RETRIES} attempts:")
+
+
+def test_an_answer_without_samples_is_an_answer_error_not_a_crash():
+    """What an old cache entry of an empty answer replays: invalid, never IndexError."""
+    with pytest.raises(AnswerError, match="no text"):
+        score_response(ONTOLOGY, ProviderResponse(samples=[], model="m"), {"text": "x"})
