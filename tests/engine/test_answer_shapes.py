@@ -20,7 +20,14 @@ from autolabel.errors import AnswerError
 from autolabel.providers.base import ProviderResponse
 from autolabel.providers.openai import OpenAIProvider
 from autolabel.store.database import Database
-from autolabel.testing import ODD_SHAPES, FakeOpenAIServer, chat_reply, error_reply, odd_reply
+from autolabel.testing import (
+    ODD_SHAPES,
+    FakeOpenAIServer,
+    chat_reply,
+    error_reply,
+    odd_reply,
+    refusal_reply,
+)
 from tests.engine.test_openai_failures import (
     EXPECTED,
     ONTOLOGY,
@@ -135,3 +142,20 @@ def test_an_answer_without_samples_is_an_answer_error_not_a_crash():
     """What an old cache entry of an empty answer replays: invalid, never IndexError."""
     with pytest.raises(AnswerError, match="no text"):
         score_response(ONTOLOGY, ProviderResponse(samples=[], model="m"), {"text": "x"})
+
+
+def test_a_refusal_is_an_answer_reasked_not_retried_and_never_cached(
+    tmp_path: Path, sqlite_url: str
+):
+    cache = ResponseCache(tmp_path / "cache")
+    script = {"a": [refusal_reply], "b": [refusal_reply] * 5}
+    with FakeOpenAIServer(responder=per_item(script)) as srv:
+        summary = _run(srv, tmp_path, sqlite_url, cache)
+        reqs = _by_item(srv)
+    preds = _predictions(sqlite_url, summary.run_id)
+    assert preds["a"].label == "positive" and len(reqs["a"]) == 2  # one re-ask
+    assert len(reqs["b"]) == 2  # 1 + reasks, no transport retries
+    reason = "invalid answer after 2 asks: the model refused: I can't help with that."
+    assert preds["b"].error == reason
+    cached = sorted(json.loads(t)["label"] for t in _cached_texts(cache))
+    assert cached == ["neutral", "positive", "positive"]  # c, a (re-ask), d

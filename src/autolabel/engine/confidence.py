@@ -60,6 +60,8 @@ def score_response(ontology: Ontology, response: ProviderResponse, item: dict[st
 
 
 def _parse_sample(ontology: Ontology, sample: Sample, item: dict[str, Any]) -> Any:
+    if sample.refusal is not None:
+        raise AnswerError(f"the model refused: {sample.refusal[:200]}", raw=sample.text)
     if sample.truncated:
         # Even if the cut-off text happens to parse, it is not the model's whole answer.
         raise AnswerError("the answer was cut off at max_tokens", raw=sample.text)

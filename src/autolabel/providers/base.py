@@ -48,6 +48,8 @@ class Sample:
     logprobs: list[TokenLogprob] | None = None  # None: the backend gave none
     # Cut off at max_tokens: not a complete answer, never accepted nor cached.
     truncated: bool = False
+    # The model declined to answer (OpenAI's ``message.refusal``): why, in its words.
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class ProviderResponse:
                     if s.logprobs is None
                     else [[t.token, t.logprob, t.top] for t in s.logprobs],
                     **({"truncated": True} if s.truncated else {}),
+                    **({"refusal": s.refusal} if s.refusal else {}),
                 }
                 for s in self.samples
             ],
@@ -91,6 +94,7 @@ class ProviderResponse:
                 if s["logprobs"] is None
                 else [TokenLogprob(t[0], t[1], t[2]) for t in s["logprobs"]],
                 truncated=bool(s.get("truncated", False)),
+                refusal=s.get("refusal"),
             )
             for s in data["samples"]
         ]

@@ -341,7 +341,8 @@ def _check_answer_shape(data: Any, where: str) -> None:
     choice without ``message`` or with ``null`` content, log-probs in another shape, a
     JSON array. None of these is the model's answer, so none may reach the parser (or
     the cache); each is a transient failure, retried within the run's budget.
-    A choice cut off at ``max_tokens`` is an answer, marked truncated (never cached).
+    A choice cut off at ``max_tokens`` is an answer, marked truncated, and so is a refusal
+    (``content`` null, ``refusal`` set): the engine re-asks for them and never caches them.
     """
     try:
         if not isinstance(data, dict):
@@ -365,9 +366,9 @@ def _check_choice(choice: Any, at: str) -> None:
         raise _BadShape(f"{at} has no 'message'")
     content = message.get("content")
     if content is None:
-        refusal = message.get("refusal")
-        why = f" (refusal: {str(refusal)[:200]})" if refusal else ""
-        raise _BadShape(f"{at}.message has no content{why}")
+        if isinstance(message.get("refusal"), str) and message["refusal"]:
+            return  # the model declined: its answer (re-asked, never cached), not a fault
+        raise _BadShape(f"{at}.message has no content")
     if not isinstance(content, str):
         raise _BadShape(f"{at}.message.content is a {_json_type(content)}, not text")
     lp = choice.get("logprobs")
@@ -411,7 +412,10 @@ def _count(x: Any) -> int:
 
 def _sample(choice: dict[str, Any]) -> Sample:
     """One choice, already checked by :func:`_check_answer_shape`."""
-    text = choice["message"]["content"]
+    message = choice["message"]
+    text = message["content"]
+    if text is None:  # a refusal (see _check_choice)
+        return Sample(text="", refusal=str(message["refusal"]))
     truncated = choice.get("finish_reason") == "length"
     lp = choice.get("logprobs") or {}
     content = lp.get("content")

@@ -15,6 +15,7 @@ from autolabel.testing.openai_server import (
     hang_reply,
     odd_reply,
     raw_reply,
+    refusal_reply,
     scripted,
     token_logprobs,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "hang_reply",
     "odd_reply",
     "raw_reply",
+    "refusal_reply",
     "scripted",
     "token_logprobs",
 ]

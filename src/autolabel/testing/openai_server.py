@@ -17,7 +17,8 @@ where the reply is one of
 
 - a :class:`Reply` (status, JSON or raw body, headers, delay) — see :func:`chat_reply`,
   :func:`error_reply`, :func:`hang_reply`, :func:`raw_reply` and :func:`odd_reply`
-  (a 200 whose body is malformed in one of the :data:`ODD_SHAPES`);
+  (a 200 whose body is malformed in one of the :data:`ODD_SHAPES`) and
+  :func:`refusal_reply` (the model declines);
 - a ``str``: the assistant's message content (a 200 completion with logprobs if asked);
 - a ``dict``: sent as the 200 JSON body as is.
 
@@ -68,6 +69,7 @@ __all__ = [
     "hang_reply",
     "odd_reply",
     "raw_reply",
+    "refusal_reply",
     "scripted",
     "token_logprobs",
 ]
@@ -261,7 +263,6 @@ ODD_SHAPES: dict[str, str] = {
     "missing_message": "a choice without 'message'",
     "null_content": '"content": null',
     "missing_content": "a message without 'content'",
-    "refusal": '"content": null with a refusal',
     "content_not_text": '"content": 42',
     "logprobs_not_object": '"logprobs": [1, 2]',
     "logprobs_content_not_list": '"logprobs": {"content": "x"}',
@@ -302,9 +303,6 @@ def odd_reply(request: dict[str, Any], shape: str) -> Reply:
         message["content"] = None
     elif shape == "missing_content":
         del message["content"]
-    elif shape == "refusal":
-        message["content"] = None
-        message["refusal"] = "I can't help with that."
     elif shape == "content_not_text":
         message["content"] = 42
     elif shape == "logprobs_not_object":
@@ -320,6 +318,14 @@ def odd_reply(request: dict[str, Any], shape: str) -> Reply:
     else:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(ODD_SHAPES)}")
     return Reply(200, body)
+
+
+def refusal_reply(request: dict[str, Any], refusal: str = "I can't help with that.") -> Reply:
+    """A 200 in which the model declines: ``content`` null, the reason in ``refusal``."""
+    reply = chat_reply(request, "", with_logprobs=False)
+    for choice in reply.body["choices"]:
+        choice["message"].update(content=None, refusal=refusal)
+    return reply
 
 
 def scripted(*replies: Any, then: Responder | None = None) -> Responder:
