@@ -81,6 +81,7 @@ def test_malformed_answer_is_retried_then_fails_with_its_reason(
     preds = _predictions(sqlite_url, summary.run_id)
 
     assert preds["a"].label == EXPECTED["a"] and preds["a"].attempts == 3
+    assert summary.n_model_calls == srv.request_count == 3 + 3 + 1 + 1
     assert len(reqs["b"]) == 1 + MAX_RETRIES  # retried within the budget, then given up
     assert preds["b"].label is None
     assert "malformed answer" in preds["b"].error
@@ -102,6 +103,7 @@ def test_empty_choices_on_every_item_fails_cleanly(tmp_path: Path, sqlite_url: s
         assert srv.request_count == 4 * (1 + MAX_RETRIES)
     preds = _predictions(sqlite_url, summary.run_id)
     assert summary.n_failed == 4 and summary.n_labeled == 0
+    assert summary.n_model_calls == 4 * (1 + MAX_RETRIES)  # failed requests count too
     for p in preds.values():
         assert "empty 'choices' list" in p.error and "after 3 attempts" in p.error
 

@@ -39,7 +39,7 @@ class LabelOutcome:
     tokens_out: int = 0
     latency_ms: float = 0.0
     cache_hit: bool = False
-    model_calls: int = 0
+    model_calls: int = 0  # requests sent to the model, failed ones included
     attempts: int = 0
     error: str | None = None
     raw: str | None = None
@@ -110,10 +110,12 @@ class Labeler:
                 break
         except PermanentProviderError as exc:
             out.attempts += exc.attempts or 0
+            out.model_calls += exc.attempts or 0
             out.error = f"provider refused: {exc.message}"
             out.permanent_failure = True
         except ProviderError as exc:
             out.attempts += exc.attempts or 0
+            out.model_calls += exc.attempts or 0
             # The attempts of the call that gave up (earlier asks of this item succeeded).
             tried = f" after {_attempts(exc.attempts)}" if exc.attempts else ""
             out.error = f"provider failed{tried}: {exc.message}"
@@ -165,7 +167,7 @@ class Labeler:
             initial_wait=self.options.retry_initial_wait,
         )
         out.attempts += attempts
-        out.model_calls += 1
+        out.model_calls += attempts
         out.cache_hit = False
         self._account(out, response)
         result = _score(self.ontology, response, item)
