@@ -74,6 +74,9 @@ class BadRowError(InputError):
 class ProviderError(AutolabelError):
     """A model endpoint or the embedded model failed."""
 
+    # Calls made before giving up, set by the engine's retry loop (None: not counted).
+    attempts: int | None = None
+
 
 class ModelNotAvailableError(ProviderError):
     """The requested model cannot be loaded."""

@@ -158,8 +158,11 @@ def label(
     """Label DATA with ONTOLOGY and store the labels with their confidence.
 
     Runs offline on the embedded model by default. A killed run resumes: run the same
-    command again and only missing items are labeled. Running a finished job again
-    makes a new run served from the cache (no model calls).
+    command again and only missing items are labeled. Items that failed (endpoint
+    down, invalid answers) are retried the same way: run the same command again and
+    only they are asked for again, in the same run. Running a job that finished with
+    no failures again makes a new run served from the cache (no model calls);
+    --new-run always starts a new run.
 
     Examples:
 
@@ -230,6 +233,8 @@ def print_summary(summary: RunSummary, job: LabelJob) -> None:
     table.add_row("items in input", f"{summary.n_items:,}")
     if summary.already_done:
         table.add_row("already labeled (resume)", f"{summary.already_done:,}")
+    if summary.retried_failed:
+        table.add_row("retried (had failed)", f"{summary.retried_failed:,}")
     table.add_row("labeled", f"{summary.n_labeled:,}")
     table.add_row("failed", f"{summary.n_failed:,}")
     table.add_row("model calls", f"{summary.n_model_calls:,}")
@@ -258,6 +263,17 @@ def print_summary(summary: RunSummary, job: LabelJob) -> None:
         err_console.print(f"… and {summary.n_bad_rows - 10} more bad rows")
     if summary.n_model_calls == 0 and summary.n_cache_hits:
         console.print("[green]0 model calls[/]: every answer came from the cache")
+    if summary.retried_failed:
+        console.print(
+            f"retried {summary.retried_failed:,} item(s) that had failed, "
+            f"in the same run ({summary.run_id})"
+        )
+    if summary.n_failed:
+        # Failed answers are never cached, so a re-run asks the model for exactly these.
+        console.print(
+            f"[yellow]{summary.n_failed:,} item(s) failed[/]: run the same command again to "
+            f"retry only them in run {summary.run_id} (--new-run starts a new run)"
+        )
     console.print(
         f"next: [bold]autolabel export {summary.run_id} -o labels.jsonl[/], "
         f"[bold]autolabel route {summary.run_id}[/]"

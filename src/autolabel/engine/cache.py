@@ -2,7 +2,13 @@
 
 Key: blake2b of the canonical JSON of {provider, base URL, model, parameters,
 messages, answer schema, label set}. Values are ``ProviderResponse.to_json()``.
-Neither holds secrets: API keys never enter a request object.
+Neither holds secrets: API keys never enter a request object, and providers report
+their base URL with credentials redacted (see :mod:`autolabel.redact`).
+
+Only answers the engine accepted are stored: the labeler writes an entry after the
+answer parsed and validated against the ontology, never before (an invalid, empty or
+truncated answer replayed from a cache would fail every re-run without asking the
+model again). Entries are validated again when read; one that fails is deleted.
 """
 
 from __future__ import annotations
@@ -57,12 +63,24 @@ class ResponseCache:
 
     def get(self, key: str) -> ProviderResponse | None:
         data: Any = self._cache.get(key)
-        return None if data is None else ProviderResponse.from_json(data)
+        if data is None:
+            return None
+        try:
+            return ProviderResponse.from_json(data)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            # Written by another version or damaged: useless, and would fail every read.
+            self.delete(key)
+            return None
+
+    def delete(self, key: str) -> None:
+        """Drop one entry (an answer that no longer validates)."""
+        self._cache.delete(key)
 
     def __contains__(self, key: str) -> bool:
         return key in self._cache
 
     def set(self, key: str, response: ProviderResponse) -> None:
+        """Store an answer the engine has validated (callers' contract; see the module doc)."""
         self._cache.set(key, response.to_json())
 
     def stats(self) -> CacheStats:

@@ -46,18 +46,33 @@ def score_response(ontology: Ontology, response: ProviderResponse, item: dict[st
     """Raise AnswerError when no sample yields a valid answer."""
     if response.label_scores:
         return _from_label_scores(ontology, response.label_scores)
+    if not response.samples:
+        # Providers reject empty answers; this guards replayed (cached) ones too.
+        raise AnswerError("the answer holds no text")
     if len(response.samples) > 1:
         return _self_consistency(ontology, response.samples, item)
     sample = response.samples[0]
-    label = parse_answer(ontology, sample.text, item)
+    label = _parse_sample(ontology, sample, item)
     if sample.logprobs:
         return _from_token_logprobs(ontology, label, sample)
     # One sample and nothing to score it with: the caller asks for more samples.
     return Scored(label, float("nan"), None, "none")
 
 
+def _parse_sample(ontology: Ontology, sample: Sample, item: dict[str, Any]) -> Any:
+    if sample.refusal is not None:
+        raise AnswerError(f"the model refused: {sample.refusal[:200]}", raw=sample.text)
+    if sample.truncated:
+        # Even if the cut-off text happens to parse, it is not the model's whole answer.
+        raise AnswerError("the answer was cut off at max_tokens", raw=sample.text)
+    return parse_answer(ontology, sample.text, item)
+
+
 def _from_label_scores(ontology: Ontology, scores: dict[str, float]) -> Scored:
     names = ontology.label_names
+    missing = [n for n in names if n not in scores]
+    if missing:
+        raise AnswerError(f"no score for label(s) {', '.join(missing)}")
     if ontology.task == TaskType.CLASSIFY:
         dist = softmax({n: scores[n] for n in names})
         label = max(dist, key=dist.__getitem__)
@@ -175,7 +190,7 @@ def _self_consistency(ontology: Ontology, samples: list[Sample], item: dict[str,
     errors: list[str] = []
     for s in samples:
         try:
-            answers.append(parse_answer(ontology, s.text, item))
+            answers.append(_parse_sample(ontology, s, item))
         except AnswerError as exc:
             errors.append(exc.message)
     if not answers:

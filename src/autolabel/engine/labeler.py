@@ -1,5 +1,7 @@
 """Label one item: compile → cache → provider (retries) → validate (re-ask) → confidence.
 
+Only a validated answer is written to the response cache (see ``_ask``).
+
 Never raises for a per-item problem: the outcome is a :class:`LabelOutcome` that is
 either labeled or failed with its reason. Only run-level problems propagate.
 """
@@ -37,7 +39,7 @@ class LabelOutcome:
     tokens_out: int = 0
     latency_ms: float = 0.0
     cache_hit: bool = False
-    model_calls: int = 0
+    model_calls: int = 0  # requests sent to the model, failed ones included
     attempts: int = 0
     error: str | None = None
     raw: str | None = None
@@ -87,29 +89,39 @@ class Labeler:
         try:
             for ask in range(self.options.reasks + 1):
                 request = self._request(prompt, extra)
-                response = await self._call(request, out)
-                try:
-                    scored = score_response(self.ontology, response, item)
-                    if scored.method == "none":
-                        scored = await self._sample(prompt, extra, response, item, out)
-                except AnswerError as exc:
-                    out.raw = response.samples[0].text[:2000] if response.samples else None
+                response, result = await self._ask(request, item, out)
+                if isinstance(result, Scored) and result.method == "none":
+                    # One sample and no log-probs to score it: self-consistency over n.
+                    self._needs_sampling = True
+                    response, result = await self._ask(self._sampling_request(request), item, out)
+                if isinstance(result, AnswerError):
+                    text = response.samples[0].text[:2000] if response.samples else ""
+                    out.raw = text or None
                     if ask == self.options.reasks:
-                        out.error = f"invalid answer after {ask + 1} asks: {exc.message}"
+                        out.error = f"invalid answer after {ask + 1} asks: {result.message}"
                         break
                     extra = (
                         *extra,
-                        {"role": "assistant", "content": response.samples[0].text[:2000]},
-                        {"role": "user", "content": _reask_message(exc, prompt.schema)},
+                        {"role": "assistant", "content": text},
+                        {"role": "user", "content": _reask_message(result, prompt.schema)},
                     )
                     continue
-                self._accept(out, scored)
+                self._accept(out, result)
                 break
         except PermanentProviderError as exc:
+            out.attempts += exc.attempts or 0
+            out.model_calls += exc.attempts or 0
             out.error = f"provider refused: {exc.message}"
             out.permanent_failure = True
         except ProviderError as exc:
-            out.error = f"provider failed after {out.attempts} attempts: {exc.message}"
+            out.attempts += exc.attempts or 0
+            out.model_calls += exc.attempts or 0
+            # The attempts of the call that gave up (earlier asks of this item succeeded).
+            tried = f" after {_attempts(exc.attempts)}" if exc.attempts else ""
+            out.error = f"provider failed{tried}: {exc.message}"
+        # What is stored must not carry a credential an endpoint echoed back.
+        out.error = self.provider.redact(out.error)
+        out.raw = self.provider.redact(out.raw)
         out.latency_ms = (time.perf_counter() - started) * 1000
         return out
 
@@ -126,16 +138,27 @@ class Labeler:
             extra_messages=extra,
         )
 
-    async def _call(self, request: ProviderRequest, out: LabelOutcome) -> ProviderResponse:
+    async def _ask(
+        self, request: ProviderRequest, item: dict[str, Any], out: LabelOutcome
+    ) -> tuple[ProviderResponse, Scored | AnswerError]:
+        """One answer (cache, else the provider with retries), scored against the ontology.
+
+        The cache only ever holds answers that scored: an invalid answer is returned to
+        the caller (who re-asks) but not stored, and a stored one that no longer
+        validates is deleted and asked for again.
+        """
         if self._needs_sampling and request.n == 1 and not self.provider.scores_labels:
             request = self._sampling_request(request)
         key = cache_key(self.provider, request) if self.cache and self.options.use_cache else None
         if key is not None:
             cached = self.cache.get(key)  # type: ignore[union-attr]
             if cached is not None:
-                out.cache_hit = True
-                self._account(out, cached)
-                return cached
+                result = _score(self.ontology, cached, item)
+                if isinstance(result, Scored):
+                    out.cache_hit = True
+                    self._account(out, cached)
+                    return cached, result
+                self.cache.delete(key)  # type: ignore[union-attr]
         if self.limits.active:
             await self.limits.acquire(estimate_tokens(request.messages(), request.max_tokens))
         response, attempts = await with_retries(
@@ -144,12 +167,13 @@ class Labeler:
             initial_wait=self.options.retry_initial_wait,
         )
         out.attempts += attempts
-        out.model_calls += 1
+        out.model_calls += attempts
         out.cache_hit = False
         self._account(out, response)
-        if key is not None:
+        result = _score(self.ontology, response, item)
+        if key is not None and isinstance(result, Scored):
             self.cache.set(key, response)  # type: ignore[union-attr]
-        return response
+        return response, result
 
     def _sampling_request(self, request: ProviderRequest) -> ProviderRequest:
         return self._request(
@@ -158,19 +182,6 @@ class Labeler:
             n=self.options.samples,
             temperature=max(self.options.temperature, SELF_CONSISTENCY_MIN_TEMPERATURE),
         )
-
-    async def _sample(
-        self,
-        prompt: Any,
-        extra: tuple[dict[str, str], ...],
-        first: ProviderResponse,
-        item: dict[str, Any],
-        out: LabelOutcome,
-    ) -> Scored:
-        """No log-probs came back: self-consistency over n samples."""
-        self._needs_sampling = True
-        response = await self._call(self._sampling_request(self._request(prompt, extra)), out)
-        return score_response(self.ontology, response, item)
 
     @staticmethod
     def _account(out: LabelOutcome, response: ProviderResponse) -> None:
@@ -187,6 +198,19 @@ class Labeler:
         out.method = scored.method
         out.samples = scored.samples
         out.error = None
+
+
+def _score(
+    ontology: Ontology, response: ProviderResponse, item: dict[str, Any]
+) -> Scored | AnswerError:
+    try:
+        return score_response(ontology, response, item)
+    except AnswerError as exc:
+        return exc
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" + ("" if n == 1 else "s")
 
 
 def _reask_message(exc: AnswerError, schema: dict[str, Any]) -> str:

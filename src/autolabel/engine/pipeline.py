@@ -4,9 +4,11 @@
                                                                    (Labeler)    (thread, batches)
 
 Resume: a job is identified by ``run_key`` (dataset, ontology, prompt, provider,
-model, parameters). Starting a job whose last run is unfinished continues that run
-and labels only items without a successful prediction; starting a completed job
-again makes a new run, served from the response cache.
+model, parameters). Starting a job whose last run is unfinished, or finished with
+failed items, continues that run and labels only items without a successful
+prediction (so failures are retried in the same run); starting a job whose last run
+completed cleanly makes a new run, served from the response cache. An invocation
+that fails before it wrote any prediction into the run it created removes that run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from autolabel.engine.cache import ResponseCache
 from autolabel.engine.inputs import InputItem, RowValidator, count_rows, read_rows
@@ -27,7 +29,7 @@ from autolabel.engine.labeler import Labeler, LabelerOptions, LabelOutcome
 from autolabel.engine.limits import RateLimits
 from autolabel.engine.progress import RunProgress
 from autolabel.engine.writer import PredictionWriter
-from autolabel.errors import BadRowError, ProviderError
+from autolabel.errors import BadRowError, InputError, ProviderError
 from autolabel.hashing import stable_hash
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import Ontology
@@ -92,6 +94,8 @@ class RunSummary:
     methods: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     cost_usd: float = 0.0
+    # Items whose earlier attempt in this run had failed: retried by this invocation.
+    retried_failed: int = 0
 
 
 def run_key(job: LabelJob, dataset_id: int, compiler: PromptCompiler) -> str:
@@ -126,10 +130,13 @@ async def arun_job(job: LabelJob) -> RunSummary:
     started = time.perf_counter()
     compiler = PromptCompiler(job.ontology, template=job.template)
     db = job.db
+    if not job.data.exists():  # before any run is made for it
+        raise InputError(f"input file not found: {job.data}")
     dataset_id = await asyncio.to_thread(_dataset_id, db, job)
     key = run_key(job, dataset_id, compiler)
     run, resumed = await asyncio.to_thread(_open_run, db, job, dataset_id, key, compiler)
     assert run.id is not None
+    failed_before = await asyncio.to_thread(_count_failed, db, run.id) if resumed else 0
     labeler = Labeler(
         job.ontology,
         compiler,
@@ -159,6 +166,7 @@ async def arun_job(job: LabelJob) -> RunSummary:
         tokens_in=0,
         tokens_out=0,
         elapsed_s=0.0,
+        retried_failed=failed_before,
     )
     total = count_rows(job.data)
     if total is not None and job.limit is not None:
@@ -246,7 +254,15 @@ async def arun_job(job: LabelJob) -> RunSummary:
                 task.cancel()
             writer.close()
             status = "interrupted" if interrupted or abort else "completed"
-            await asyncio.to_thread(_finish_run, db, run.id, status, job, summary)
+            # A new run that failed before its first answer (bad input, Ctrl-C) is removed:
+            # left behind, the next invocation would resume it by surprise.
+            discarded = (
+                interrupted
+                and not resumed
+                and await asyncio.to_thread(_discard_if_empty, db, run.id)
+            )
+            if not discarded:
+                await asyncio.to_thread(_finish_run, db, run.id, status, job, summary)
             summary.elapsed_s = time.perf_counter() - started
             summary.interrupted = interrupted
     if abort:
@@ -311,6 +327,11 @@ def _dataset_id(db: Database, job: LabelJob) -> int:
         return int(ds.id)  # type: ignore[arg-type]
 
 
+def is_resumable(run: Run) -> bool:
+    """Unfinished, or finished with failed items: the same job continues it (and retries them)."""
+    return run.status != "completed" or run.n_failed > 0
+
+
 def _open_run(
     db: Database, job: LabelJob, dataset_id: int, key: str, compiler: PromptCompiler
 ) -> tuple[Run, bool]:
@@ -321,7 +342,7 @@ def _open_run(
                 .scalars()
                 .first()
             )
-            if last is not None and last.status != "completed":
+            if last is not None and is_resumable(last):
                 last.status = "running"
                 s.add(last)
                 s.commit()
@@ -417,6 +438,30 @@ def _prepare_chunk(
             queued.add(item_id)
             todo.append((item_id, c.payload))
     return todo, n_done
+
+
+def _count_failed(db: Database, run_id: int) -> int:
+    with db.engine.begin() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(
+                    Prediction.run_id == run_id,  # type: ignore[arg-type]
+                    Prediction.error.is_not(None),  # type: ignore[union-attr]
+                )
+            ).scalar_one()
+        )
+
+
+def _discard_if_empty(db: Database, run_id: int) -> bool:
+    """Delete a run that holds no prediction; True when it was deleted."""
+    with db.engine.begin() as conn:
+        has_any = conn.execute(
+            select(Prediction.id).where(Prediction.run_id == run_id).limit(1)  # type: ignore[arg-type]
+        ).first()
+        if has_any is not None:
+            return False
+        conn.execute(delete(Run).where(Run.id == run_id))  # type: ignore[arg-type]
+        return True
 
 
 def _finish_run(db: Database, run_id: int, status: str, job: LabelJob, summary: RunSummary) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from autolabel.engine.cache import cache_key
 from autolabel.engine.inputs import RowValidator, read_rows
 from autolabel.engine.limits import estimate_tokens
-from autolabel.engine.pipeline import LabelJob, find_dataset_id, run_key
+from autolabel.engine.pipeline import LabelJob, find_dataset_id, is_resumable, run_key
 from autolabel.errors import BadRowError
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import TaskType
@@ -34,7 +34,7 @@ class PlanReport:
     output_tokens: int = 0
     tokens_exact: bool = False  # counted by the model's tokenizer
     expected_cache_hits: int = 0
-    resumable_done: int = 0  # already labeled by an unfinished run of this job
+    resumable_done: int = 0  # already labeled by an unfinished (or partly failed) run of this job
     resume_run_id: int | None = None
     cost_usd: float = 0.0
     prompt_hash: str = ""
@@ -86,7 +86,7 @@ def plan_job(job: LabelJob) -> PlanReport:
             .scalars()
             .first()
         )
-        if last is not None and last.status != "completed":
+        if last is not None and is_resumable(last):
             report.resume_run_id = last.id
             report.resumable_done = s.execute(
                 select(func.count()).where(

@@ -18,7 +18,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from autolabel.errors import TransientProviderError
+from autolabel.errors import ProviderError, TransientProviderError
 
 T = TypeVar("T")
 
@@ -48,15 +48,23 @@ async def with_retries(
     max_wait: float = 30.0,
     on_retry: Callable[[RetryCallState], None] | None = None,
 ) -> tuple[T, int]:
-    """Run ``call`` with retries; returns (result, attempts). Re-raises the last error."""
+    """Run ``call`` with retries; returns (result, attempts). Re-raises the last error.
+
+    A :class:`ProviderError` that escapes carries ``attempts``: the calls actually made,
+    so a failure reason can say how hard it tried.
+    """
+    attempts = 1
     try:
         # Fast path: most calls succeed at once, so tenacity is only built after a failure.
         return await call(), 1
     except TransientProviderError as exc:
         if max_retries == 0:
+            exc.attempts = attempts
             raise
         first = exc
-    attempts = 1
+    except ProviderError as exc:
+        exc.attempts = attempts
+        raise
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(TransientProviderError),
         stop=stop_after_attempt(max_retries),
@@ -64,12 +72,16 @@ async def with_retries(
         reraise=True,
         before_sleep=on_retry,
     )
-    # The first failure's Retry-After is honoured before the first retry.
-    await asyncio.sleep(retrying.wait(_state_after(first)))  # type: ignore[arg-type]
-    async for attempt in retrying:
-        with attempt:
-            attempts = attempt.retry_state.attempt_number + 1
-            result = await call()
+    try:
+        # The first failure's Retry-After is honoured before the first retry.
+        await asyncio.sleep(retrying.wait(_state_after(first)))  # type: ignore[arg-type]
+        async for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number + 1
+                result = await call()
+    except ProviderError as exc:
+        exc.attempts = attempts
+        raise
     return result, attempts
 
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, insert
+from sqlalchemy import bindparam, insert, select, update
 
 from autolabel.engine.labeler import LabelOutcome
 from autolabel.store.database import Database
@@ -82,14 +82,31 @@ class PredictionWriter:
         rows = [self._row(o, now) for o in outcomes]
         ids = [o.item_id for o in outcomes]
         with self.db.engine.begin() as conn:
-            # Replace earlier failed attempts (resume retries failures): one prediction per item.
-            conn.execute(
-                delete(Prediction).where(
-                    Prediction.run_id == self.run_id,  # type: ignore[arg-type]
-                    Prediction.item_id.in_(ids),  # type: ignore[attr-defined]
-                )
+            # One prediction per item: an earlier failed attempt (resume retries failures) is
+            # updated in place, keeping its id, which review tasks may point at.
+            earlier = dict(
+                conn.execute(
+                    select(Prediction.item_id, Prediction.id).where(
+                        Prediction.run_id == self.run_id,  # type: ignore[arg-type]
+                        Prediction.item_id.in_(ids),  # type: ignore[attr-defined]
+                    )
+                ).all()
             )
-            conn.execute(insert(Prediction), rows)
+            fresh = [r for r in rows if r["item_id"] not in earlier]
+            redo = [
+                {"pid": earlier[r["item_id"]], **{f"v_{k}": v for k, v in r.items()}}
+                for r in rows
+                if r["item_id"] in earlier
+            ]
+            if redo:
+                conn.execute(
+                    update(Prediction)
+                    .where(Prediction.id == bindparam("pid"))  # type: ignore[arg-type]
+                    .values({k: bindparam(f"v_{k}") for k in rows[0]}),
+                    redo,
+                )
+            if fresh:
+                conn.execute(insert(Prediction), fresh)
         if self.on_commit is not None:
             self.on_commit(outcomes)
 

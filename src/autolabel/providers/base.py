@@ -46,6 +46,10 @@ class TokenLogprob:
 class Sample:
     text: str
     logprobs: list[TokenLogprob] | None = None  # None: the backend gave none
+    # Cut off at max_tokens: not a complete answer, never accepted nor cached.
+    truncated: bool = False
+    # The model declined to answer (OpenAI's ``message.refusal``): why, in its words.
+    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class ProviderResponse:
                     "logprobs": None
                     if s.logprobs is None
                     else [[t.token, t.logprob, t.top] for t in s.logprobs],
+                    **({"truncated": True} if s.truncated else {}),
+                    **({"refusal": s.refusal} if s.refusal else {}),
                 }
                 for s in self.samples
             ],
@@ -87,6 +93,8 @@ class ProviderResponse:
                 logprobs=None
                 if s["logprobs"] is None
                 else [TokenLogprob(t[0], t[1], t[2]) for t in s["logprobs"]],
+                truncated=bool(s.get("truncated", False)),
+                refusal=s.get("refusal"),
             )
             for s in data["samples"]
         ]
@@ -111,6 +119,10 @@ class Provider(ABC):
     def identity(self) -> dict[str, Any]:
         """What distinguishes this provider's answers (part of every cache key). No secrets."""
         return {"provider": self.name, "base_url": self.base_url, "model": self.model}
+
+    def redact(self, text: str | None) -> str | None:
+        """``text`` with any credential this provider holds masked (errors may echo them)."""
+        return text
 
     @property
     def scores_labels(self) -> bool:

@@ -24,12 +24,13 @@ import email.utils
 import importlib
 import ipaddress
 import json
+import math
 import os
 import time
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse, urlsplit, urlunsplit
 
 import httpx
 import openai
@@ -48,6 +49,7 @@ from autolabel.providers.base import (
     StructuredMode,
     TokenLogprob,
 )
+from autolabel.redact import redact_url, scrub, url_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers (llama.cpp, vLLM, Ollama) ignore the key but the client insists on one.
@@ -126,9 +128,11 @@ class OpenAIProvider(Provider):
         if not model:
             raise ConfigError("no model name given", hint="pass --model, e.g. --model gpt-4o-mini")
         self.model = model
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
-        )
+        url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        # The URL as given may hold credentials: only the client sees it. ``base_url`` (in
+        # run records, cache keys, messages) is the redacted form.
+        self._url, self._query = _split_query(url)
+        self.base_url = redact_url(url) or url
         key = api_key or os.environ.get("AUTOLABEL_API_KEY") or os.environ.get("OPENAI_API_KEY")
         if not key:
             if not is_local_url(self.base_url):
@@ -139,6 +143,7 @@ class OpenAIProvider(Provider):
                 )
             key = _PLACEHOLDER_KEY
         self._api_key = key
+        self._secrets = url_secrets(url) + ([key] if key != _PLACEHOLDER_KEY else [])
         self.timeout_s = timeout_s
         self.max_connections = max_connections
         self.top_logprobs = top_logprobs
@@ -156,6 +161,10 @@ class OpenAIProvider(Provider):
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
 
+    def redact(self, text: str | None) -> str | None:
+        """``text`` without this provider's key or URL credentials (an endpoint may echo them)."""
+        return scrub(text, self._secrets)
+
     @property
     def structured_mode(self) -> StructuredMode:
         """The structured-output mode requests are sent with now."""
@@ -172,7 +181,10 @@ class OpenAIProvider(Provider):
             http = async_http_client(self.max_connections, self.timeout_s)
             self._client = openai.AsyncOpenAI(
                 api_key=self._api_key,
-                base_url=self.base_url,
+                base_url=self._url,
+                # A query in the base URL (``?api-key=…``, ``?api-version=…``) is sent with
+                # every request; the client would otherwise glue it into the path.
+                default_query=self._query or None,
                 timeout=http.timeout,
                 max_retries=0,  # the engine retries, driven by our error types
                 http_client=http,
@@ -239,8 +251,7 @@ class OpenAIProvider(Provider):
                 raise _map_error(e, self) from e
             except ValueError as e:  # the endpoint's body is not JSON
                 raise TransientProviderError(f"{self.base_url} sent a non-JSON answer: {e}") from e
-            if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
-                raise TransientProviderError(f"{self.base_url} sent an answer with no choices")
+            _check_answer_shape(data, self.base_url)
             data["_mode"] = mode
             return data
         raise PermanentProviderError(
@@ -294,44 +305,131 @@ class OpenAIProvider(Provider):
             )
             calls.extend(more)
         samples = [_sample(ch) for c in calls for ch in c["choices"]][:n]
-        usage = [c.get("usage") or {} for c in calls]
+        usage = [u if isinstance(u := c.get("usage"), dict) else {} for c in calls]
         return ProviderResponse(
             samples=samples,
             model=str(calls[0].get("model") or self.model),
-            tokens_in=sum(int(u.get("prompt_tokens") or 0) for u in usage),
-            tokens_out=sum(int(u.get("completion_tokens") or 0) for u in usage),
+            tokens_in=sum(_count(u.get("prompt_tokens")) for u in usage),
+            tokens_out=sum(_count(u.get("completion_tokens")) for u in usage),
             latency_s=time.monotonic() - started,
             # The weakest mode any call used: what the answers can be trusted to follow.
             structured=max((c["_mode"] for c in calls), key=_MODES.index),
         )
 
 
+def _split_query(url: str) -> tuple[str, dict[str, str]]:
+    """The base URL without its query, and the query's parameters."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, {}
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+    return base, dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
 class _NRejected(Exception):
     """Control flow: the endpoint refuses ``n`` > 1; ask once per sample instead."""
 
 
+class _BadShape(Exception):
+    """Control flow inside :func:`_check_answer_shape`: what is wrong with the answer."""
+
+
+def _check_answer_shape(data: Any, where: str) -> None:
+    """Raise TransientProviderError unless ``data`` is a chat completion we can read.
+
+    Proxies and overloaded servers send 200s that are not answers: ``"choices": []``, a
+    choice without ``message`` or with ``null`` content, log-probs in another shape, a
+    JSON array. None of these is the model's answer, so none may reach the parser (or
+    the cache); each is a transient failure, retried within the run's budget.
+    A choice cut off at ``max_tokens`` is an answer, marked truncated, and so is a refusal
+    (``content`` null, ``refusal`` set): the engine re-asks for them and never caches them.
+    """
+    try:
+        if not isinstance(data, dict):
+            raise _BadShape(f"a JSON {_json_type(data)}, not an object")
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            raise _BadShape("no 'choices' list")
+        if not choices:
+            raise _BadShape("an empty 'choices' list")
+        for i, choice in enumerate(choices):
+            _check_choice(choice, f"choices[{i}]")
+    except _BadShape as e:
+        raise TransientProviderError(f"{where} sent a malformed answer: {e}") from None
+
+
+def _check_choice(choice: Any, at: str) -> None:
+    if not isinstance(choice, dict):
+        raise _BadShape(f"{at} is not an object")
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise _BadShape(f"{at} has no 'message'")
+    content = message.get("content")
+    if content is None:
+        if isinstance(message.get("refusal"), str) and message["refusal"]:
+            return  # the model declined: its answer (re-asked, never cached), not a fault
+        raise _BadShape(f"{at}.message has no content")
+    if not isinstance(content, str):
+        raise _BadShape(f"{at}.message.content is a {_json_type(content)}, not text")
+    lp = choice.get("logprobs")
+    if lp is None:
+        return  # no log-probs: the engine falls back to self-consistency
+    if not isinstance(lp, dict):
+        raise _BadShape(f"{at}.logprobs is a {_json_type(lp)}, not an object")
+    entries = lp.get("content")
+    if entries is None:
+        return  # another dialect (or none sent): treated as no log-probs
+    if not isinstance(entries, list):
+        raise _BadShape(f"{at}.logprobs.content is not a list")
+    for j, t in enumerate(entries):
+        if not (
+            isinstance(t, dict) and isinstance(t.get("token"), str) and _finite(t.get("logprob"))
+        ):
+            raise _BadShape(f"{at}.logprobs.content[{j}] is not a {{token, logprob}} entry")
+        top = t.get("top_logprobs")
+        if top is None:
+            continue
+        if not isinstance(top, list) or not all(
+            isinstance(a, dict) and isinstance(a.get("token"), str) and _finite(a.get("logprob"))
+            for a in top
+        ):
+            raise _BadShape(f"{at}.logprobs.content[{j}].top_logprobs is malformed")
+
+
+def _json_type(x: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if x is None else names.get(type(x), type(x).__name__)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _count(x: Any) -> int:
+    """A token count from ``usage``; what is not a count is 0 (usage is informative only)."""
+    return int(x) if _finite(x) and x >= 0 else 0
+
+
 def _sample(choice: dict[str, Any]) -> Sample:
-    message = choice.get("message") or {}
-    text = message.get("content")
-    if text is None:
-        # A refusal or a tool call: no answer text. The engine's parser turns "" into a re-ask.
-        text = ""
+    """One choice, already checked by :func:`_check_answer_shape`."""
+    message = choice["message"]
+    text = message["content"]
+    if text is None:  # a refusal (see _check_choice)
+        return Sample(text="", refusal=str(message["refusal"]))
+    truncated = choice.get("finish_reason") == "length"
     lp = choice.get("logprobs") or {}
-    content = lp.get("content") if isinstance(lp, dict) else None
+    content = lp.get("content")
     if not content:
-        return Sample(text=str(text), logprobs=None)
+        return Sample(text=text, logprobs=None, truncated=truncated)
     tokens = [
         TokenLogprob(
-            token=str(t.get("token", "")),
-            logprob=float(t.get("logprob", 0.0)),
-            top={
-                str(a.get("token", "")): float(a.get("logprob", 0.0))
-                for a in (t.get("top_logprobs") or [])
-            },
+            token=t["token"],
+            logprob=float(t["logprob"]),
+            top={a["token"]: float(a["logprob"]) for a in (t.get("top_logprobs") or [])},
         )
         for t in content
     ]
-    return Sample(text=str(text), logprobs=tokens)
+    return Sample(text=text, logprobs=tokens, truncated=truncated)
 
 
 # -- error mapping (the one place) --------------------------------------------------------

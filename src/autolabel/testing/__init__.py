@@ -4,6 +4,7 @@ See :mod:`autolabel.testing.openai_server`.
 """
 
 from autolabel.testing.openai_server import (
+    ODD_SHAPES,
     FakeOpenAIServer,
     RecordedRequest,
     Reply,
@@ -12,12 +13,15 @@ from autolabel.testing.openai_server import (
     default_responder,
     error_reply,
     hang_reply,
+    odd_reply,
     raw_reply,
+    refusal_reply,
     scripted,
     token_logprobs,
 )
 
 __all__ = [
+    "ODD_SHAPES",
     "FakeOpenAIServer",
     "RecordedRequest",
     "Reply",
@@ -26,7 +30,9 @@ __all__ = [
     "default_responder",
     "error_reply",
     "hang_reply",
+    "odd_reply",
     "raw_reply",
+    "refusal_reply",
     "scripted",
     "token_logprobs",
 ]

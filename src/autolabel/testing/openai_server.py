@@ -16,7 +16,9 @@ What each request gets is decided by a *responder*: ``responder(request_json) ->
 where the reply is one of
 
 - a :class:`Reply` (status, JSON or raw body, headers, delay) — see :func:`chat_reply`,
-  :func:`error_reply`, :func:`hang_reply` and :func:`raw_reply`;
+  :func:`error_reply`, :func:`hang_reply`, :func:`raw_reply` and :func:`odd_reply`
+  (a 200 whose body is malformed in one of the :data:`ODD_SHAPES`) and
+  :func:`refusal_reply` (the model declines);
 - a ``str``: the assistant's message content (a 200 completion with logprobs if asked);
 - a ``dict``: sent as the 200 JSON body as is.
 
@@ -56,6 +58,7 @@ from http import HTTPStatus
 from typing import Any
 
 __all__ = [
+    "ODD_SHAPES",
     "FakeOpenAIServer",
     "RecordedRequest",
     "Reply",
@@ -64,7 +67,9 @@ __all__ = [
     "default_responder",
     "error_reply",
     "hang_reply",
+    "odd_reply",
     "raw_reply",
+    "refusal_reply",
     "scripted",
     "token_logprobs",
 ]
@@ -246,6 +251,81 @@ def hang_reply(seconds: float) -> Reply:
 def raw_reply(status: int, body: bytes | str, content_type: str = "application/json") -> Reply:
     """A reply with a body sent byte for byte (e.g. truncated JSON)."""
     return Reply(status, body, {"Content-Type": content_type})
+
+
+# Answers that are HTTP 200 and JSON but not a usable chat completion, as proxies and
+# overloaded servers send them. Keys are the names :func:`odd_reply` takes.
+ODD_SHAPES: dict[str, str] = {
+    "empty_choices": '"choices": []',
+    "no_choices": "no 'choices' key",
+    "choices_not_list": '"choices": {}',
+    "choice_not_object": '"choices": ["text"]',
+    "missing_message": "a choice without 'message'",
+    "null_content": '"content": null',
+    "missing_content": "a message without 'content'",
+    "content_not_text": '"content": 42',
+    "logprobs_not_object": '"logprobs": [1, 2]',
+    "logprobs_content_not_list": '"logprobs": {"content": "x"}',
+    "logprobs_bad_entry": '"logprobs": {"content": [{"token": "x", "logprob": null}]}',
+    "top_logprobs_bad": '"top_logprobs": "x"',
+    "body_is_list": "a JSON array",
+    "body_is_string": "a JSON string",
+    "body_is_null": "JSON null",
+}
+
+
+def odd_reply(request: dict[str, Any], shape: str) -> Reply:
+    """A 200 whose JSON body has the defect named ``shape`` (a key of :data:`ODD_SHAPES`).
+
+    Starts from :func:`default_responder`'s valid answer and breaks one thing, so the
+    rest of the body is realistic.
+    """
+    if shape == "body_is_list":
+        return Reply(200, [default_responder(request).body])
+    if shape == "body_is_string":
+        return Reply(200, json.dumps("the server is busy"))
+    if shape == "body_is_null":
+        return raw_reply(200, "null")
+    body = default_responder(request).body
+    choice = body["choices"][0]
+    message = choice["message"]
+    if shape == "empty_choices":
+        body["choices"] = []
+    elif shape == "no_choices":
+        del body["choices"]
+    elif shape == "choices_not_list":
+        body["choices"] = {"0": choice}
+    elif shape == "choice_not_object":
+        body["choices"] = [message["content"]]
+    elif shape == "missing_message":
+        del choice["message"]
+    elif shape == "null_content":
+        message["content"] = None
+    elif shape == "missing_content":
+        del message["content"]
+    elif shape == "content_not_text":
+        message["content"] = 42
+    elif shape == "logprobs_not_object":
+        choice["logprobs"] = [1, 2]
+    elif shape == "logprobs_content_not_list":
+        choice["logprobs"] = {"content": "x"}
+    elif shape == "logprobs_bad_entry":
+        choice["logprobs"] = {"content": [{"token": "x", "logprob": None}]}
+    elif shape == "top_logprobs_bad":
+        entries = (choice.get("logprobs") or {}).get("content") or [{"token": "x", "logprob": 0}]
+        entries[0]["top_logprobs"] = "x"
+        choice["logprobs"] = {"content": entries}
+    else:
+        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(ODD_SHAPES)}")
+    return Reply(200, body)
+
+
+def refusal_reply(request: dict[str, Any], refusal: str = "I can't help with that.") -> Reply:
+    """A 200 in which the model declines: ``content`` null, the reason in ``refusal``."""
+    reply = chat_reply(request, "", with_logprobs=False)
+    for choice in reply.body["choices"]:
+        choice["message"].update(content=None, refusal=refusal)
+    return reply
 
 
 def scripted(*replies: Any, then: Responder | None = None) -> Responder:
