@@ -29,7 +29,12 @@ OntologyArg = Annotated[
     str, typer.Argument(help="Ontology YAML file, or a name from ./ontologies (e.g. sst2).")
 ]
 DataArg = Annotated[
-    Path, typer.Argument(help="Input data: .csv, .tsv, .jsonl or .parquet.", show_default=False)
+    Path,
+    typer.Argument(
+        help="Input data: .csv, .tsv, .jsonl, .parquet, or a directory saved by Hugging Face "
+        "datasets (save_to_disk).",
+        show_default=False,
+    ),
 ]
 ProviderOpt = Annotated[
     str | None,
