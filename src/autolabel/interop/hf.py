@@ -33,6 +33,7 @@ def _datasets() -> Any:
         raise ConfigError(
             "Hugging Face datasets is not installed", hint="pip install 'autolabel[hf]'"
         ) from exc
+    datasets.disable_progress_bars()  # our CLI prints its own summary
     return datasets
 
 
@@ -45,9 +46,10 @@ def features_for(ontology: Ontology) -> Any:
     if ontology.task == TaskType.CLASSIFY:
         feats["label"] = ds.ClassLabel(names=names)
     elif ontology.task == TaskType.MULTI_LABEL:
-        feats["labels"] = ds.Sequence(ds.ClassLabel(names=names))
+        feats["labels"] = ds.List(ds.ClassLabel(names=names))  # = Sequence(ClassLabel)
     elif ontology.task == TaskType.SPANS:
-        feats["spans"] = ds.Sequence(
+        # List of structs (Sequence of a dict would be a dict of lists).
+        feats["spans"] = ds.List(
             {
                 "start": ds.Value("int32"),
                 "end": ds.Value("int32"),
@@ -61,7 +63,7 @@ def features_for(ontology: Ontology) -> Any:
     feats["confidence"] = ds.Value("float64")
     if ontology.task in (TaskType.CLASSIFY, TaskType.MULTI_LABEL):
         # Per-label probability (classify) or P(applies) (multi_label), in label order.
-        feats["label_confidences"] = ds.Sequence(ds.Value("float64"), length=len(names))
+        feats["label_confidences"] = ds.List(ds.Value("float64"), length=len(names))
     feats["source"] = ds.Value("string")
     feats["model_version"] = ds.Value("string")
     return ds.Features(feats)
