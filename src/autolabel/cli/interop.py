@@ -26,6 +26,9 @@ labelstudio_app = typer.Typer(
     help="Label Studio: tasks with pre-annotations out, annotations back in.",
     no_args_is_help=True,
 )
+hf_app = typer.Typer(help="Hugging Face datasets (no Hub access).", no_args_is_help=True)
+spacy_app = typer.Typer(help="spaCy DocBin (.spacy) for entity spans.", no_args_is_help=True)
+conll_app = typer.Typer(help="CoNLL/BIO token files for entity spans.", no_args_is_help=True)
 ontology_app = typer.Typer(
     help="Ontology versions: diff two versions, migrate labels.", no_args_is_help=True
 )
@@ -41,7 +44,7 @@ def _labels_choice(value: str) -> Any:
     return value
 
 
-# -- Label Studio -------------------------------------------------------------------------------
+# -- Label Studio ---------------------------------------------------------
 
 
 @labelstudio_app.command("export")
@@ -136,7 +139,143 @@ def labelstudio_import(
     )
 
 
-# -- ontology versions ----------------------------------------------------------------------------
+# -- Hugging Face datasets ---------------------------------------------------------
+
+
+@hf_app.command("export")
+def hf_export(
+    run: RunArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for save_to_disk.")],
+    parquet: Annotated[
+        Path | None, typer.Option(help="Also write the dataset as this Parquet file.")
+    ] = None,
+    labels: LabelsOpt = "final",
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a run as a `datasets.Dataset` (ClassLabel features, confidence columns).
+
+    Load it with `datasets.load_from_disk(DIR)`. Needs `pip install 'autolabel[hf]'`.
+
+    Example:  `autolabel hf export 1 -o sst2_labels --parquet sst2_labels.parquet`
+    """
+    from autolabel.interop import hf, records
+
+    database = _db(db, config)
+    run_row = records.load_run(database, run)
+    ont = records.run_ontology(run_row)
+    recs = records.run_records(database, run_row, labels=_labels_choice(labels))
+    n = hf.export_dataset(ont, recs, output, parquet=parquet)
+    console.print(f"saved {n:,} rows to {output}" + (f" and {parquet}" if parquet else ""))
+
+
+# -- entities: spaCy and CoNLL ---------------------------------------------------------
+
+MisalignedOpt = Annotated[
+    str,
+    typer.Option(
+        "--misaligned",
+        help="Spans off token boundaries: 'fail' (report, write nothing), 'skip' or 'expand'.",
+    ),
+]
+
+
+def _misaligned(value: str) -> Any:
+    if value not in ("fail", "skip", "expand"):
+        raise ConfigError(f"--misaligned must be fail, skip or expand, not {value!r}")
+    return value
+
+
+def _report(result: Any) -> None:
+    console.print(f"wrote {result.docs:,} documents, {result.spans:,} spans to {result.path}")
+    for problem in result.problems[:20]:
+        console.print(f"  [yellow]{problem.describe()}[/]", highlight=False)
+    if len(result.problems) > 20:
+        console.print(f"  … and {len(result.problems) - 20} more")
+
+
+@spacy_app.command("export")
+def spacy_export(
+    run: RunArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .spacy file.")],
+    labels: LabelsOpt = "final",
+    misaligned: MisalignedOpt = "fail",
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a spans run as a spaCy DocBin (blank English tokenizer, spans as doc.ents).
+
+    Example:  `autolabel spacy export 3 -o train.spacy --misaligned expand`
+    """
+    from autolabel.interop import entities, records
+
+    database = _db(db, config)
+    run_row = records.load_run(database, run)
+    recs = records.run_records(database, run_row, labels=_labels_choice(labels))
+    _report(
+        entities.export_docbin(
+            records.run_ontology(run_row), recs, output, misaligned=_misaligned(misaligned)
+        )
+    )
+
+
+@spacy_app.command("import")
+def spacy_import(
+    file: Annotated[Path, typer.Argument(help="A .spacy DocBin.")],
+    ontology: OntologyOpt,
+    name: Annotated[str | None, typer.Option(help="Gold set name (default: file stem).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (default: file stem).")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Import a DocBin's entities as a gold set (a new version of NAME).
+
+    Example:  `autolabel spacy import dev.spacy -o ner --name ner-dev`
+    """
+    from autolabel.interop import entities, records
+    from autolabel.ontology.loader import load_ontology
+
+    ont = load_ontology(ontology)
+    recs = entities.read_docbin(file, ont)
+    gold, n = records.store_as_gold(
+        _db(db, config),
+        ont,
+        recs,
+        name=name or file.stem,
+        dataset=dataset or file.stem,
+        source=str(file),
+    )
+    console.print(f"gold set [bold]{gold.name}@{gold.version}[/]: {n} documents from {file}")
+
+
+@conll_app.command("export")
+def conll_export(
+    run: RunArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .conll file.")],
+    labels: LabelsOpt = "final",
+    misaligned: MisalignedOpt = "fail",
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a spans run as CoNLL/BIO (`token TAG` per line, blank line between items).
+
+    Import CoNLL as gold with `autolabel gold import FILE.conll -o ONTOLOGY`.
+
+    Example:  `autolabel conll export 3 -o train.conll`
+    """
+    from autolabel.interop import entities, records
+
+    database = _db(db, config)
+    run_row = records.load_run(database, run)
+    recs = records.run_records(database, run_row, labels=_labels_choice(labels))
+    _report(
+        entities.export_conll(
+            records.run_ontology(run_row), recs, output, misaligned=_misaligned(misaligned)
+        )
+    )
+
+
+# -- ontology versions ---------------------------------------------------------
 
 
 def ontology_diff(
@@ -292,6 +431,9 @@ def ontology_versions(
 def register(app: typer.Typer) -> None:
     panel = "Other tools"
     app.add_typer(labelstudio_app, name="labelstudio", rich_help_panel=panel)
+    app.add_typer(hf_app, name="hf", rich_help_panel=panel)
+    app.add_typer(spacy_app, name="spacy", rich_help_panel=panel)
+    app.add_typer(conll_app, name="conll", rich_help_panel=panel)
     ontology_app.command("diff")(ontology_diff)
     ontology_app.command("migrate")(ontology_migrate)
     ontology_app.command("versions")(ontology_versions)
