@@ -23,6 +23,7 @@ from autolabel.errors import BadRowError, EvaluationError, InputError, NotFoundE
 from autolabel.hashing import stable_hash
 from autolabel.ontology.schema import Ontology, TaskType
 from autolabel.store.database import Database
+from autolabel.store.ontology_versions import link_gold_set, store_version
 from autolabel.store.tables import Dataset, GoldLabel, GoldSet, Item, ReviewTask, Run
 
 CONLL_SUFFIXES = {".conll", ".bio", ".iob", ".testa", ".testb", ".train", ".annotated"}
@@ -275,6 +276,7 @@ def store_gold(
         )
         session.add(gold)
         session.flush()
+        link_gold_set(session, int(gold.id), store_version(session, ontology, source=source))  # type: ignore[arg-type]
         seen: set[int] = set()
         for row in rows:
             item = existing.get(row.external_id)

@@ -34,19 +34,20 @@ from autolabel.interop.versions import (
     diff_ontologies,
     label_impact,
     latest_gold_sets,
-    ontology_hash,
     runs_of,
-    store_version,
 )
 from autolabel.ontology.schema import Ontology, TaskType
 from autolabel.review.transactions import write_session
 from autolabel.store.database import Database
+from autolabel.store.ontology_versions import link_gold_set, ontology_hash, store_version
 from autolabel.store.tables import (
     Decision,
     GoldLabel,
     GoldSet,
+    GoldSetOntology,
     LabelChange,
     LabelMigration,
+    OntologyVersion,
     Prediction,
     ReviewTask,
     Run,
@@ -190,7 +191,7 @@ def migrate_labels(
         )
         s.add(migration)
         s.flush()
-        work = _Migration(s, plan, int(migration.id), new.ontology, queue)  # type: ignore[arg-type]
+        work = _Migration(s, plan, int(migration.id), new.ontology, queue, old_row, new_row)  # type: ignore[arg-type]
         work.run()
         migration.counts = dict(work.counts)
         s.add(migration)
@@ -206,9 +207,18 @@ class _Migration:
     """The steps of one migration inside one session (one transaction)."""
 
     def __init__(
-        self, s: Session, plan: LabelPlan, migration_id: int, new: Ontology, queue: str
+        self,
+        s: Session,
+        plan: LabelPlan,
+        migration_id: int,
+        new: Ontology,
+        queue: str,
+        old_version: OntologyVersion,
+        new_version: OntologyVersion,
     ) -> None:
         self.s = s
+        self.old_version = old_version
+        self.new_version = new_version
         self.plan = plan
         self.migration_id = migration_id
         self.new = new
@@ -371,6 +381,10 @@ class _Migration:
             )
             self.s.add(successor)
             self.s.flush()
+            # Old labels stay tied to the version they were made under, new ones to NEW.
+            if self.s.get(GoldSetOntology, gs.id) is None:
+                link_gold_set(self.s, int(gs.id), self.old_version)  # type: ignore[arg-type]
+            link_gold_set(self.s, int(successor.id), self.new_version)  # type: ignore[arg-type]
             self.counts["gold_sets_versioned"] += 1
             for g, mapped, action, why in outcomes:
                 if why:

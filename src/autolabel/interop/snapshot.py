@@ -23,10 +23,10 @@ from typing import Any
 from autolabel import __version__
 from autolabel.errors import ConfigError
 from autolabel.interop.records import Record, label_names_in, run_ontology, run_records
-from autolabel.interop.versions import ontology_hash, store_version
 from autolabel.ontology.schema import Ontology
 from autolabel.review.routing import threshold_for
 from autolabel.store.database import Database
+from autolabel.store.ontology_versions import ontology_hash, store_version
 from autolabel.store.tables import Run
 
 DATA_FILE = "data.jsonl"

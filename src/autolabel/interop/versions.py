@@ -1,4 +1,4 @@
-"""Stored ontology versions and ``autolabel ontology diff``: what changed, what it touches.
+"""``autolabel ontology diff``: what changed between two versions, and what it touches.
 
 A version is identified by the hash runs already record (``Run.ontology_hash``: the
 stable hash of the validated ontology), so predictions and the decisions on their
@@ -14,25 +14,19 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from autolabel.hashing import stable_hash
 from autolabel.interop.records import label_names_in
 from autolabel.ontology.loader import parse_ontology, resolve_ontology_path
 from autolabel.ontology.schema import Ontology, TaskType
 from autolabel.review.consensus import FINAL_STATUSES
+from autolabel.store.ontology_versions import ontology_hash
 from autolabel.store.tables import (
     Decision,
     GoldLabel,
     GoldSet,
-    OntologyVersion,
     Prediction,
     ReviewTask,
     Run,
 )
-
-
-def ontology_hash(ontology: Ontology) -> str:
-    """The same hash the engine stores as ``Run.ontology_hash``."""
-    return stable_hash(ontology.model_dump(mode="json"))
 
 
 @dataclass(frozen=True)
@@ -50,40 +44,6 @@ def load_with_text(name_or_path: str | Path) -> LoadedOntology:
     path = resolve_ontology_path(name_or_path)
     text = path.read_text(encoding="utf-8")
     return LoadedOntology(parse_ontology(text, source=str(path)), text, path)
-
-
-def store_version(
-    s: Session,
-    ontology: Ontology,
-    *,
-    text: str | None = None,
-    source: str | None = None,
-    data: dict[str, Any] | None = None,
-    digest: str | None = None,
-) -> OntologyVersion:
-    """The stored row for this ontology version (created on first sight, text kept)."""
-    digest = digest or ontology_hash(ontology)
-    found = s.exec(
-        select(OntologyVersion).where(
-            col(OntologyVersion.name) == ontology.name, col(OntologyVersion.hash) == digest
-        )
-    ).first()
-    if found is not None:
-        if found.text is None and text is not None:
-            found.text = text
-            s.add(found)
-        return found
-    row = OntologyVersion(
-        name=ontology.name,
-        version=ontology.version,
-        hash=digest,
-        text=text,
-        data=data if data is not None else ontology.model_dump(mode="json"),
-        source=source,
-    )
-    s.add(row)
-    s.flush()
-    return row
 
 
 # -- diff ------------------------------------------------------------------------------------

@@ -270,3 +270,11 @@ class LabelChange(SQLModel, table=True):
     action: str  # rename | merge | split | remove
     before: Any = _json()
     after: Any = _json()
+
+
+class GoldSetOntology(SQLModel, table=True):
+    """The ontology version a gold set's labels were checked against (one per gold set)."""
+
+    __tablename__ = "gold_set_ontology_versions"
+    gold_set_id: int = Field(foreign_key="gold_sets.id", primary_key=True)
+    ontology_version_id: int = Field(foreign_key="ontology_versions.id", index=True)
