@@ -184,8 +184,16 @@ def test_rename_merge_split_migration(db_url: str, tmp_path: Path) -> None:
     q = ReviewQueue(db, "migration")
     view = q.claim("bob")
     assert view is not None
-    q.decide(view.task_id, "bob", "mixed")
-    assert resolve_final_labels(db, run_id)[ids[4]].label == "mixed"
+    q.decide(view.task_id, "bob", "mixed")  # a label only v2 has
+    ReviewQueue(db).decide(tasks[ids[3]].id, "bob", "neutral")  # type: ignore[arg-type]
+    finals = resolve_final_labels(db, run_id)
+    assert (finals[ids[4]].label, finals[ids[3]].label) == ("mixed", "neutral")
+    # Applying it again is refused: decisions made under v2 are never re-split.
+    with pytest.raises(ConfigError, match="was applied already"):
+        migrate_labels(db, old, new)
+    assert resolve_final_labels(db, run_id)[ids[3]].label == "neutral"
+    with db.session() as s:
+        assert len(s.exec(select(LabelMigration)).all()) == 1
 
 
 def test_migration_naming_a_missing_label_writes_nothing(db_url: str, tmp_path: Path) -> None:

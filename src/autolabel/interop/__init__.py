@@ -7,8 +7,7 @@ the way Label Studio's converter has one internal representation and a writer pe
                     records as a gold set or as human decisions (one transaction)
     labelstudio.py  Label Studio tasks + predictions, labeling config XML, JSON import
     hf.py           Hugging Face ``datasets`` (save_to_disk / Parquet, ClassLabel features)
-    spacy_docbin.py spaCy DocBin export/import (blank tokenizer, alignment report)
-    conll.py        CoNLL/BIO export
+    entities.py     spaCy DocBin export/import and CoNLL/BIO export (alignment report)
     versions.py     stored ontology versions and ``ontology diff``
     migrate.py      label migrations (rename / merge / split / remove), audited
     snapshot.py     versioned dataset snapshots with a manifest

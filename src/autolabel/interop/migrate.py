@@ -182,6 +182,18 @@ def migrate_labels(
                 )
         old_row = store_version(s, old.ontology, text=old.text, source=str(old.path))
         new_row = store_version(s, new.ontology, text=new.text, source=str(new.path))
+        done = s.exec(
+            select(LabelMigration).where(
+                col(LabelMigration.from_version_id) == old_row.id,
+                col(LabelMigration.to_version_id) == new_row.id,
+            )
+        ).first()
+        if done is not None:
+            raise ConfigError(
+                f"this migration ({old.path} → {new.path}) was applied already "
+                f"(migration #{done.id}); nothing was changed",
+                hint="see: autolabel ontology versions",
+            )
         migration = LabelMigration(
             ontology_name=old.ontology.name,
             from_version_id=int(old_row.id),  # type: ignore[arg-type]
@@ -248,7 +260,9 @@ class _Migration:
         )
 
     def run(self) -> None:
-        runs = [r for r in runs_of(self.s, self.new.name)]
+        # Runs already under the new version (made under it, or migrated) are left alone.
+        new_data = self.new.model_dump(mode="json")
+        runs = [r for r in runs_of(self.s, self.new.name) if r.ontology != new_data]
         for run in runs:
             self._run(run)
         run_ids = [int(r.id) for r in runs]  # type: ignore[arg-type]
@@ -368,6 +382,9 @@ class _Migration:
 
     def _gold(self) -> None:
         for gs in latest_gold_sets(self.s, self.new.name):
+            link = self.s.get(GoldSetOntology, gs.id)
+            if link is not None and link.ontology_version_id == self.new_version.id:
+                continue  # imported under the new version already
             labels = list(self.s.exec(select(GoldLabel).where(col(GoldLabel.gold_set_id) == gs.id)))
             outcomes = [(g, *self.plan.map(g.label)) for g in labels]
             if not any(action or why for _, _, action, why in outcomes):
@@ -382,7 +399,7 @@ class _Migration:
             self.s.add(successor)
             self.s.flush()
             # Old labels stay tied to the version they were made under, new ones to NEW.
-            if self.s.get(GoldSetOntology, gs.id) is None:
+            if link is None:
                 link_gold_set(self.s, int(gs.id), self.old_version)  # type: ignore[arg-type]
             link_gold_set(self.s, int(successor.id), self.new_version)  # type: ignore[arg-type]
             self.counts["gold_sets_versioned"] += 1
