@@ -364,6 +364,9 @@ def gold_from_review(db: Database, queue: str, *, name: str | None = None) -> tu
         )
         session.add(gold)
         session.flush()
+        if run is not None:  # the version the reviewers decided under
+            version = store_version(session, Ontology.model_validate(run.ontology), source="review")
+            link_gold_set(session, int(gold.id), version)  # type: ignore[arg-type]
         for task in tasks:
             session.add(
                 GoldLabel(gold_set_id=gold.id, item_id=task.item_id, label=task.final_label)
