@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,6 +93,8 @@ def test_interop_commands_end_to_end(
     ids = make_dataset(db, ["good", "bad", "so-so"])
     run_id = make_run(db, ids, ["pos", "angry", "neutral"], [0.9, 0.8, 0.6], ont=load_ontology(v1))
     ner_ont, ner_id = ner_run(db)
+    ner_yaml = tmp_path / "ner.yaml"
+    ner_yaml.write_text(json.dumps(ner_ont.model_dump(mode="json")))  # JSON is YAML
     db.dispose()
     dbopt = ["--db", sqlite_url]
 
@@ -105,6 +108,13 @@ def test_interop_commands_end_to_end(
     out = autolabel("labelstudio", "import", str(tmp_path / "bad.json"), "-o", str(v1), *dbopt)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "bad.json record 1" in out.stderr and "'happy'" in out.stderr
+
+    ok = tmp_path / "ok.json"
+    tasks[0]["annotations"][0]["result"][0]["value"]["choices"] = ["neg"]
+    ok.write_text(json.dumps(tasks))
+    args = ("labelstudio", "import", str(ok), "-o", str(v1), "--as", "decisions")
+    out = autolabel(*args, "--run", str(run_id), *dbopt)
+    assert out.returncode == 0 and "1 decisions recorded" in out.stdout, out.stderr
 
     out = autolabel("ontology", "diff", str(v1), str(v2), *dbopt)
     assert out.returncode == 0, out.stderr
@@ -122,10 +132,19 @@ def test_interop_commands_end_to_end(
 
     out = autolabel("conll", "export", str(ner_id), "-o", str(tmp_path / "n.conll"), *dbopt)
     assert out.returncode == 0, out.stderr
+    if importlib.util.find_spec("spacy"):
+        out = autolabel("spacy", "export", str(ner_id), "-o", str(tmp_path / "n.spacy"), *dbopt)
+        assert out.returncode == 0 and "3 documents, 5 spans" in out.stdout, out.stderr
+        out = autolabel("spacy", "import", str(tmp_path / "n.spacy"), "-o", str(ner_yaml), *dbopt)
+        assert out.returncode == 0 and "gold set n@1: 3 documents" in out.stdout, out.stderr
+    if importlib.util.find_spec("datasets"):
+        out = autolabel("hf", "export", str(run_id), "-o", str(tmp_path / "hf"), *dbopt)
+        assert out.returncode == 0 and "saved 3 rows" in out.stdout, out.stderr
     out = autolabel("export", str(run_id), "--snapshot", str(tmp_path / "snap"), *dbopt)
     assert out.returncode == 0, out.stderr
     assert verify_snapshot(tmp_path / "snap")
     db = Database(sqlite_url)
     with db.session() as s:
         assert len(s.exec(select(LabelMigration)).all()) == 1
-        assert s.exec(select(GoldSet)).all() == []  # the bad LS import wrote nothing
+        # The bad Label Studio import wrote nothing (the only gold set is the DocBin's).
+        assert all(g.ontology_name == "ner" for g in s.exec(select(GoldSet)))
