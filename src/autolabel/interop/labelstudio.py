@@ -189,9 +189,11 @@ def _label_from_result(ontology: Ontology, result: list[Any], text: str) -> Any:
     want = _result_type(ontology)
     chosen: list[str] = []
     spans: list[dict[str, Any]] = []
-    for r in result:
-        if not isinstance(r, dict) or r.get("type") != want:
-            continue  # other controls (ratings, text areas) are not ours
+    ours = [r for r in result if isinstance(r, dict) and r.get("type") == want]
+    # A project may have several controls of this type: prefer the one our config names.
+    if any(r.get("from_name") == CONTROL for r in ours):
+        ours = [r for r in ours if r.get("from_name") == CONTROL]
+    for r in ours:
         value = r.get("value") or {}
         names = value.get(want) or []
         if not isinstance(names, list):
