@@ -234,3 +234,31 @@ def test_removal_refused_while_used_unless_told(db_url: str, tmp_path: Path) -> 
     with db.session() as s:
         task = s.exec(select(ReviewTask).where(ReviewTask.item_id == ids[2])).one()
         assert task.status == "pending" and "label_removed" in task.reasons
+
+
+def test_label_plan_maps_every_task_type() -> None:
+    from autolabel.interop.migrate import LabelPlan
+    from autolabel.ontology.schema import TaskType
+
+    mapping = {"neg": "negative", "angry": "negative", "pos": "positive"}
+    actions = {"neg": "merge", "angry": "merge", "pos": "rename"}
+    multi = LabelPlan(
+        TaskType.MULTI_LABEL,
+        ["positive", "negative", "x"],
+        mapping,
+        actions,
+        {"old": "label_split"},
+    )
+    assert multi.map(["angry", "neg", "x"]) == (["negative", "x"], "merge", None)
+    assert multi.map(["x"]) == (["x"], None, None)
+    assert multi.map(["pos", "old"]) == (["pos", "old"], None, "label_split")
+    # P(any of the merged labels applies) is at least the largest of them.
+    assert multi.map_distribution({"neg": 0.2, "angry": 0.7, "x": 0.1}) == {
+        "negative": 0.7,
+        "x": 0.1,
+    }
+    spans = LabelPlan(TaskType.SPANS, ["positive", "negative"], mapping, actions, {})
+    span = {"start": 0, "end": 3, "text": "abc", "label": "pos"}
+    assert spans.map([span]) == ([{**span, "label": "positive"}], "rename", None)
+    keep = LabelPlan(TaskType.CLASSIFY, ["neg", "x"], {"neg": "neg"}, {"neg": "merge"}, {})
+    assert keep.map("neg") == ("neg", None, None)  # merged into itself: unchanged

@@ -79,12 +79,14 @@ class LabelPlan:
             return label, None, None
         action = self.actions[hits[0]]
         if self.task == TaskType.CLASSIFY:
-            return self.mapping[label], action, None
-        if self.task == TaskType.MULTI_LABEL:
+            mapped: Any = self.mapping[label]
+        elif self.task == TaskType.MULTI_LABEL:
             chosen = {self.mapping.get(n, n) for n in label}
-            return [n for n in self.new_labels if n in chosen], action, None
-        spans = [{**s, "label": self.mapping.get(s["label"], s["label"])} for s in label]
-        return spans, action, None
+            mapped = [n for n in self.new_labels if n in chosen]
+        else:
+            mapped = [{**s, "label": self.mapping.get(s["label"], s["label"])} for s in label]
+        # A merge may keep a source's name (merge: {neg: [neg, angry]}): no change then.
+        return (label, None, None) if mapped == label else (mapped, action, None)
 
     def map_distribution(self, dist: Any) -> Any:
         if not isinstance(dist, dict):
