@@ -28,7 +28,7 @@ from typing import Any, Literal
 from sqlmodel import Session, col, select
 
 from autolabel.errors import ConfigError, OntologyError
-from autolabel.interop.records import label_names_in, refresh_task
+from autolabel.interop.records import label_names_in
 from autolabel.interop.versions import (
     LoadedOntology,
     diff_ontologies,
@@ -37,6 +37,7 @@ from autolabel.interop.versions import (
     runs_of,
 )
 from autolabel.ontology.schema import Ontology, TaskType
+from autolabel.review.consensus import HUMAN_ACTIONS, LiveAction, derive_state
 from autolabel.review.transactions import write_session
 from autolabel.store.database import Database
 from autolabel.store.ontology_versions import link_gold_set, ontology_hash, store_version
@@ -49,6 +50,7 @@ from autolabel.store.tables import (
     LabelMigration,
     OntologyVersion,
     Prediction,
+    ReviewClaim,
     ReviewTask,
     Run,
     utcnow,
@@ -245,6 +247,8 @@ class _Migration:
         self.item_run: dict[int, tuple[int, int | None]] = {}
         self.queued: set[int] = set()
         self.unqueued: set[int] = set()
+        self.live: defaultdict[int, list[Decision]] = defaultdict(list)  # task -> live actions
+        self.claims: defaultdict[int, int] = defaultdict(int)  # task -> live claims
 
     def audit(
         self, kind: str, row_id: int, item_id: int | None, action: str, before: Any, after: Any
@@ -268,13 +272,41 @@ class _Migration:
         for run in runs:
             self._run(run)
         run_ids = [int(r.id) for r in runs]  # type: ignore[arg-type]
-        tasks = (
-            list(self.s.exec(select(ReviewTask).where(col(ReviewTask.run_id).in_(run_ids))))
-            if run_ids
-            else []
-        )
+        tasks: list[ReviewTask] = []
+        decisions: defaultdict[int, list[Decision]] = defaultdict(list)
+        if run_ids:
+            # FOR UPDATE (PostgreSQL): reviewers lock a task row before they write on it, so
+            # none decides on these tasks until the migration commits. SQLite: BEGIN IMMEDIATE.
+            tasks = list(
+                self.s.exec(
+                    select(ReviewTask).where(col(ReviewTask.run_id).in_(run_ids)).with_for_update()
+                )
+            )
+            # One query for every live human action (a join: no IN list of task ids).
+            for dec in self.s.exec(
+                select(Decision)
+                .join(ReviewTask, col(ReviewTask.id) == col(Decision.task_id))
+                .where(
+                    col(ReviewTask.run_id).in_(run_ids),
+                    col(Decision.undone).is_(False),
+                    col(Decision.action).in_(HUMAN_ACTIONS),
+                )
+                .order_by(col(Decision.id))
+            ):
+                self.live[dec.task_id].append(dec)
+                if dec.action in ("decide", "adjudicate"):
+                    decisions[dec.task_id].append(dec)
+            for task_id in self.s.exec(
+                select(ReviewClaim.task_id)
+                .join(ReviewTask, col(ReviewTask.id) == col(ReviewClaim.task_id))
+                .where(
+                    col(ReviewTask.run_id).in_(run_ids),
+                    col(ReviewClaim.lease_expires_at) > self.now,
+                )
+            ):
+                self.claims[task_id] += 1
         for task in tasks:
-            self._task(task)
+            self._task(task, decisions.get(int(task.id), []))  # type: ignore[arg-type]
         self._gold()
         self._queue(tasks)
 
@@ -310,9 +342,9 @@ class _Migration:
 
     # -- review tasks and decisions -------------------------------------------------------
 
-    def _task(self, task: ReviewTask) -> None:
+    def _task(self, task: ReviewTask, decisions: list[Decision]) -> None:
         reason: str | None = None
-        changed = False
+        changed = touched = False
         before = {
             "suggestion": task.suggestion,
             "final_label": task.final_label,
@@ -326,24 +358,17 @@ class _Migration:
                 changed = True
         if isinstance(task.alternatives, dict):
             task.alternatives = {k: self.plan.map(v)[0] for k, v in task.alternatives.items()}
-        decisions = self.s.exec(
-            select(Decision)
-            .where(
-                col(Decision.task_id) == task.id,
-                col(Decision.undone).is_(False),
-                col(Decision.action).in_(("decide", "adjudicate")),
-            )
-            .order_by(col(Decision.id))
-        ).all()
         for dec in decisions:
             mapped, action, why = self.plan.map(dec.label)
             if why:
                 reason = reason or why
                 self._supersede(dec, task, None, "migrate", MIGRATION_REVIEWER, why)
                 self.counts["decisions_reopened"] += 1
+                touched = True
             elif action:
                 self._supersede(dec, task, mapped, dec.action, dec.reviewer, action)
                 self.counts["decisions_carried"] += 1
+                touched = True
         if reason:
             self.reopen[task.item_id] = reason
             self.item_run.setdefault(task.item_id, (int(task.run_id), task.prediction_id))  # type: ignore[arg-type]
@@ -351,9 +376,10 @@ class _Migration:
             after = {a: getattr(task, a) for a in before}
             self.audit("task", int(task.id), task.item_id, "migrate", before, after)  # type: ignore[arg-type]
             self.counts["tasks_updated"] += 1
-        self.s.add(task)
-        self.s.flush()
-        refresh_task(self.s, task, self.now)
+        if changed or touched or task.alternatives is not None:
+            self.s.add(task)
+        if touched:  # status and final label follow from the live decisions
+            self._derive(task)
 
     def _supersede(
         self, dec: Decision, task: ReviewTask, label: Any, action: str, reviewer: str, why: str
@@ -377,7 +403,10 @@ class _Migration:
             created_at=self.now,
         )
         self.s.add(successor)
-        self.s.flush()
+        live = self.live[int(task.id)]  # type: ignore[arg-type]
+        live[live.index(dec)] = successor  # a migrate action is not a human one: dropped below
+        if action not in HUMAN_ACTIONS:
+            live.remove(successor)
         self.audit("decision", int(dec.id), dec.item_id, why, dec.label, label)  # type: ignore[arg-type]
 
     # -- gold -------------------------------------------------------------------------------
@@ -422,27 +451,30 @@ class _Migration:
         by_item: dict[int, list[ReviewTask]] = defaultdict(list)
         for t in tasks:
             by_item[t.item_id].append(t)
+        created: list[ReviewTask] = []
+        for item_id in sorted(self.reopen):
+            if by_item.get(item_id):
+                continue
+            where = self.item_run.get(item_id)
+            if where is None:
+                self.unqueued.add(item_id)  # gold-only item: no run to review it under
+                continue
+            task = ReviewTask(
+                queue=self.queue,
+                item_id=item_id,
+                run_id=where[0],
+                prediction_id=where[1],
+                created_at=self.now,
+                updated_at=self.now,
+            )
+            created.append(task)
+            by_item[item_id].append(task)
+        self.s.add_all(created)
+        self.s.flush()  # one flush for all new tasks: their ids go into the audit
+        self.counts["tasks_created"] = len(created)
         for item_id, reason in sorted(self.reopen.items()):
-            existing = by_item.get(item_id, [])
-            if not existing:
-                where = self.item_run.get(item_id)
-                if where is None:
-                    self.unqueued.add(item_id)  # gold-only item: no run to review it under
-                    continue
-                task = ReviewTask(
-                    queue=self.queue,
-                    item_id=item_id,
-                    run_id=where[0],
-                    prediction_id=where[1],
-                    created_at=self.now,
-                    updated_at=self.now,
-                )
-                self.s.add(task)
-                self.s.flush()
-                existing = [task]
-                self.counts["tasks_created"] += 1
             reopened = False
-            for task in existing:
+            for task in by_item.get(item_id, []):
                 if task.status == "decided" and not self.plan.map(task.final_label)[2]:
                     continue  # a human already settled it with a label of the new version
                 reopened = True
@@ -452,11 +484,8 @@ class _Migration:
                 if self.plan.map(task.suggestion)[2]:
                     task.suggestion = None
                     task.confidence = None
-                if self.plan.map(task.final_label)[2]:
-                    task.final_label = None
+                self._derive(task)
                 self.s.add(task)
-                self.s.flush()
-                refresh_task(self.s, task, self.now)
                 self.audit(
                     "task",
                     int(task.id),  # type: ignore[arg-type]
@@ -469,3 +498,17 @@ class _Migration:
                 self.queued.add(item_id)
         self.counts["items_queued"] = len(self.queued)
         self.counts["items_not_queued"] = len(self.unqueued)
+
+    def _derive(self, task: ReviewTask) -> None:
+        """Status and final label from the task's live decisions, kept in memory: the task
+        rows are locked for the migration's transaction, so nobody else adds decisions."""
+        state = derive_state(
+            [LiveAction(d.reviewer, d.action, d.label) for d in self.live.get(int(task.id), [])],  # type: ignore[arg-type]
+            required=task.required_decisions,
+            reviewers_per_item=task.reviewers_per_item,
+            live_claims=self.claims.get(int(task.id), 0),  # type: ignore[arg-type]
+        )
+        task.status = state.status
+        task.final_label = state.final_label
+        task.final_source = state.final_source
+        task.updated_at = self.now

@@ -188,14 +188,12 @@ def store_as_decisions(
     """
     with write_session(db) as s:
         run = resolve_run(s, run_ref)
-        ids = [r.external_id for r in records]
+        wanted = {r.external_id for r in records}
+        # The dataset's items, filtered here: an IN list of every id exceeds parameter limits.
         items = {
             i.external_id: i
-            for i in s.exec(
-                select(Item).where(
-                    col(Item.dataset_id) == run.dataset_id, col(Item.external_id).in_(ids)
-                )
-            )
+            for i in s.exec(select(Item).where(col(Item.dataset_id) == run.dataset_id))
+            if i.external_id in wanted
         }
         missing = [
             f"{r.where}: no item '{r.external_id}' in run {run.id}'s dataset"

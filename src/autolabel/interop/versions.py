@@ -164,16 +164,17 @@ def label_impact(s: Session, ontology: Ontology) -> LabelImpact:
         for task in tasks:
             if task.status not in FINAL_STATUSES:
                 count(impact.open_tasks, task.suggestion)
-        task_ids = [t.id for t in tasks]
-        if task_ids:
-            for label in s.exec(
-                select(Decision.label).where(
-                    col(Decision.task_id).in_(task_ids),
-                    col(Decision.undone).is_(False),
-                    col(Decision.action).in_(("decide", "adjudicate")),
-                )
-            ):
-                count(impact.decisions, label)
+        # A join, not an IN list of task ids: large queues exceed parameter limits.
+        for label in s.exec(
+            select(Decision.label)
+            .join(ReviewTask, col(ReviewTask.id) == col(Decision.task_id))
+            .where(
+                col(ReviewTask.run_id).in_(run_ids),
+                col(Decision.undone).is_(False),
+                col(Decision.action).in_(("decide", "adjudicate")),
+            )
+        ):
+            count(impact.decisions, label)
     gold_ids = [g.id for g in latest_gold_sets(s, ontology.name)]
     if gold_ids:
         for label in s.exec(
