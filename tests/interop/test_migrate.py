@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from autolabel.errors import ConfigError, OntologyError
+from autolabel.errors import ConfigError, OntologyError, StoreError
 from autolabel.interop.migrate import MIGRATION_REVIEWER, migrate_labels
 from autolabel.interop.versions import diff_ontologies, label_impact, load_with_text
 from autolabel.review.queue import ReviewQueue
@@ -262,3 +262,32 @@ def test_label_plan_maps_every_task_type() -> None:
     assert spans.map([span]) == ([{**span, "label": "positive"}], "rename", None)
     keep = LabelPlan(TaskType.CLASSIFY, ["neg", "x"], {"neg": "neg"}, {"neg": "merge"}, {})
     assert keep.map("neg") == ("neg", None, None)  # merged into itself: unchanged
+
+
+def test_failure_midway_rolls_everything_back(db_url: str, tmp_path: Path) -> None:
+    db = Database(db_url)
+    ids, run_id = _seed(db, tmp_path)
+    # A second, later run whose stored ontology is broken: the migration fails after it
+    # has already rewritten the first run's predictions, decisions and tasks.
+    broken = make_run(
+        db, ids[:2], ["pos", "neg"], [0.9, 0.9], ont=load_with_text(tmp_path / "v1.yaml").ontology
+    )
+    with db.session() as s:
+        run = s.get(Run, broken)
+        assert run is not None
+        run.ontology = {**run.ontology, "labels": []}
+        s.add(run)
+        s.commit()
+    old = load_with_text(tmp_path / "v1.yaml")
+    new = load_with_text(_write(tmp_path, "v2.yaml", V2))
+    with pytest.raises(StoreError, match=f"run {broken} holds an invalid ontology"):
+        migrate_labels(db, old, new)
+    with db.session() as s:
+        assert {p.label for p in s.exec(select(Prediction))} == {"pos", "neg", "angry", "neutral"}
+        assert all(not d.undone for d in s.exec(select(Decision)))
+        assert len(s.exec(select(Decision)).all()) == 3
+        assert s.exec(select(LabelChange)).all() == []
+        assert s.exec(select(LabelMigration)).all() == []
+        assert s.exec(select(OntologyVersion)).all() == []
+        assert len(s.exec(select(GoldSet)).all()) == 1
+        assert "label_split" not in str([t.reasons for t in s.exec(select(ReviewTask))])

@@ -25,9 +25,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from autolabel.errors import ConfigError, OntologyError
+from autolabel.errors import ConfigError, OntologyError, StoreError
 from autolabel.interop.records import label_names_in
 from autolabel.interop.versions import (
     LoadedOntology,
@@ -313,7 +314,14 @@ class _Migration:
     # -- runs and predictions -----------------------------------------------------------
 
     def _run(self, run: Run) -> None:
-        made_under = Ontology.model_validate(run.ontology)
+        try:
+            made_under = Ontology.model_validate(run.ontology)
+        except ValidationError as exc:
+            raise StoreError(
+                f"run {run.id} holds an invalid ontology ({exc.error_count()} problem(s)); "
+                "the migration was rolled back, nothing was changed",
+                hint="delete or repair that run, then migrate again",
+            ) from exc
         # The version the run was made under stays stored, whatever happens to the run now.
         store_version(self.s, made_under, data=run.ontology, digest=run.ontology_hash, source="run")
         for pred in self.s.exec(select(Prediction).where(col(Prediction.run_id) == run.id)):
