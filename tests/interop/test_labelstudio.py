@@ -181,3 +181,25 @@ def test_decisions_for_items_not_in_run_write_nothing(db: Database, tmp_path: Pa
 def test_fields_tasks_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="classify, multi_label and spans"):
         labelstudio.labeling_config(ontology(INVOICE))
+
+
+def test_final_labels_export_human_decisions_as_annotations(db: Database, tmp_path: Path) -> None:
+    ids = make_dataset(db, ["great film", "awful"])
+    run_id = make_run(db, ids, ["positive", "negative"], [0.9, 0.4])
+    records.store_as_decisions(
+        db,
+        [records.Record("ex1", {"text": "awful"}, "neutral", annotator="ann")],
+        run_ref=run_id,
+        queue="q",
+        reviewer="r",
+        source="test",
+    )
+    run = records.load_run(db, run_id)
+    recs = records.run_records(db, run, labels="final")
+    labelstudio.export_tasks(ontology(), recs, tmp_path / "final.json")
+    tasks = json.loads((tmp_path / "final.json").read_text())
+    assert "predictions" in tasks[0] and "annotations" not in tasks[0]
+    assert tasks[1]["annotations"][0]["result"][0]["value"] == {"choices": ["neutral"]}
+    assert tasks[1]["meta"] == {"source": "human"} and "predictions" not in tasks[1]
+    back = labelstudio.read_export(tmp_path / "final.json", ontology())
+    assert [(r.external_id, r.label) for r in back] == [("ex1", "neutral")]

@@ -60,7 +60,8 @@ def labelstudio_export(
     """Write a run as Label Studio tasks with predictions, plus the labeling config XML.
 
     Import the JSON into a Label Studio project whose labeling interface is the XML;
-    the model's labels show as pre-annotations with their score.
+    the model's labels show as pre-annotations with their score. With `--labels final`,
+    items a human already settled arrive as finished annotations instead.
 
     Example:  `autolabel labelstudio export 1 -o tasks.json`
     """

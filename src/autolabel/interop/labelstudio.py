@@ -113,6 +113,10 @@ def label_result(ontology: Ontology, label: Any, scores: Any = None) -> list[dic
 
 def to_task(ontology: Ontology, rec: Record) -> dict[str, Any]:
     data = {**{k: v for k, v in rec.inputs.items()}, ID_KEY: rec.external_id}
+    if rec.source != "model":
+        # A human-settled label (``--labels final``) arrives as a finished annotation.
+        annotation = {"result": label_result(ontology, rec.label), "ground_truth": False}
+        return {"data": data, "annotations": [annotation], "meta": {"source": rec.source}}
     prediction: dict[str, Any] = {
         "model_version": rec.model_version or "autolabel",
         "result": label_result(ontology, rec.label, rec.distribution),
