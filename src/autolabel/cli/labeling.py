@@ -29,7 +29,12 @@ OntologyArg = Annotated[
     str, typer.Argument(help="Ontology YAML file, or a name from ./ontologies (e.g. sst2).")
 ]
 DataArg = Annotated[
-    Path, typer.Argument(help="Input data: .csv, .tsv, .jsonl or .parquet.", show_default=False)
+    Path,
+    typer.Argument(
+        help="Input data: .csv, .tsv, .jsonl, .parquet, or a directory saved by Hugging Face "
+        "datasets (save_to_disk).",
+        show_default=False,
+    ),
 ]
 ProviderOpt = Annotated[
     str | None,
@@ -352,16 +357,40 @@ def export(
     format: Annotated[
         str | None, typer.Option("--format", "-f", help="jsonl, csv or parquet (default: from -o).")
     ] = None,
+    snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a versioned snapshot to this new directory instead: data.jsonl + "
+            "manifest.json (ontology hash, runs, counts, per-label provenance, content hash). "
+            "RUN may list several runs: 1,4,7."
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Write a run's labels: id, input fields, label(s), confidence, method, model, prompt hash.
 
-    Example:
+    Examples:
 
         autolabel export 1 -o labels.csv
+
+        autolabel export 1 --snapshot snapshots/sst2-2025-01
     """
-    from autolabel.engine.export import export_run
+    from autolabel.engine.export import export_run, get_run
+
+    if snapshot is not None:
+        from autolabel.interop.snapshot import write_snapshot
+
+        database = open_db(settings_from(config, db=db))
+        chosen = [get_run(database, ref.strip()) for ref in run.split(",") if ref.strip()]
+        manifest = write_snapshot(database, chosen, snapshot)
+        counts = manifest["counts"]["by_provenance"]
+        console.print(
+            f"snapshot {snapshot}: {manifest['counts']['items']:,} items "
+            f"({', '.join(f'{k} {v}' for k, v in counts.items())}), "
+            f"data sha256 {manifest['files']['data.jsonl']['sha256'][:16]}…"
+        )
+        return
 
     if format is not None and format not in ("jsonl", "csv", "parquet"):
         raise ConfigError(f"unknown format {format!r}", hint="use jsonl, csv or parquet")

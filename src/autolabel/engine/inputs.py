@@ -1,4 +1,4 @@
-"""Streaming input: CSV, JSONL and Parquet rows → validated items.
+"""Streaming input: CSV, JSONL, Parquet rows and ``datasets`` directories → validated items.
 
 Rows are read lazily (constant memory in the file size). Each row is checked
 against the ontology's input fields; a bad row is reported with its 1-based data
@@ -19,7 +19,7 @@ from autolabel.errors import BadRowError, InputError
 from autolabel.hashing import stable_hash
 from autolabel.ontology.schema import Ontology
 
-Format = Literal["csv", "jsonl", "parquet"]
+Format = Literal["csv", "jsonl", "parquet", "hf"]
 SUFFIXES: dict[str, Format] = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -40,11 +40,20 @@ class InputItem:
 
 
 def detect_format(path: Path) -> Format:
+    if path.is_dir():
+        from autolabel.interop.hf import is_saved_dataset  # imports datasets only when read
+
+        if is_saved_dataset(path):
+            return "hf"
+        raise InputError(
+            f"{path} is a directory but not a dataset saved by Hugging Face datasets",
+            hint="give a .csv/.tsv/.jsonl/.parquet file or a save_to_disk directory",
+        )
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise InputError(
             f"{path}: unknown input format '{path.suffix}'",
-            hint="use .csv, .tsv, .jsonl or .parquet",
+            hint="use .csv, .tsv, .jsonl, .parquet or a datasets save_to_disk directory",
         )
     return fmt
 
@@ -58,6 +67,10 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
         yield from _read_csv(path)
     elif fmt == "jsonl":
         yield from _read_jsonl(path)
+    elif fmt == "hf":
+        from autolabel.interop.hf import read_saved_rows
+
+        yield from read_saved_rows(path)
     else:
         yield from _read_parquet(path)
 
@@ -108,6 +121,10 @@ def count_rows(path: Path) -> int | None:
     """Cheap row count for the progress bar (None when unknown)."""
     try:
         fmt = detect_format(path)
+        if fmt == "hf":
+            from autolabel.interop.hf import count_saved_rows
+
+            return count_saved_rows(path)
         if fmt == "parquet":
             import pyarrow.parquet as pq
 

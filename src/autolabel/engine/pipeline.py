@@ -35,6 +35,7 @@ from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import Ontology
 from autolabel.providers.base import Provider
 from autolabel.store.database import Database
+from autolabel.store.ontology_versions import read_text, store_version
 from autolabel.store.tables import Dataset, Item, Prediction, Run, utcnow
 
 CHUNK = 256  # rows read, validated and upserted together
@@ -365,6 +366,14 @@ def _open_run(
             params={**_params(job), "concurrency": job.concurrency},
         )
         s.add(run)
+        # The ontology text this run is made under, found again by run.ontology_hash.
+        store_version(
+            s,
+            job.ontology,
+            text=read_text(job.ontology_path),
+            source=job.ontology_path,
+            digest=run.ontology_hash,
+        )
         s.commit()
         return run, False
 

@@ -23,6 +23,7 @@ from autolabel.errors import BadRowError, EvaluationError, InputError, NotFoundE
 from autolabel.hashing import stable_hash
 from autolabel.ontology.schema import Ontology, TaskType
 from autolabel.store.database import Database
+from autolabel.store.ontology_versions import link_gold_set, store_version
 from autolabel.store.tables import Dataset, GoldLabel, GoldSet, Item, ReviewTask, Run
 
 CONLL_SUFFIXES = {".conll", ".bio", ".iob", ".testa", ".testb", ".train", ".annotated"}
@@ -275,6 +276,7 @@ def store_gold(
         )
         session.add(gold)
         session.flush()
+        link_gold_set(session, int(gold.id), store_version(session, ontology, source=source))  # type: ignore[arg-type]
         seen: set[int] = set()
         for row in rows:
             item = existing.get(row.external_id)
@@ -362,6 +364,9 @@ def gold_from_review(db: Database, queue: str, *, name: str | None = None) -> tu
         )
         session.add(gold)
         session.flush()
+        if run is not None:  # the version the reviewers decided under
+            version = store_version(session, Ontology.model_validate(run.ontology), source="review")
+            link_gold_set(session, int(gold.id), version)  # type: ignore[arg-type]
         for task in tasks:
             session.add(
                 GoldLabel(gold_set_id=gold.id, item_id=task.item_id, label=task.final_label)

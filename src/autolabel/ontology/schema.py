@@ -88,6 +88,20 @@ class ReviewRule(_Strict):
 ReviewPolicy.model_rebuild()
 
 
+class MigrationSpec(_Strict):
+    """How labels of the previous version map to this one (``autolabel ontology migrate``).
+
+    ``rename: {old: new}``, ``merge: {new: [old1, old2]}``, ``split: {old: [new1, new2]}``,
+    ``remove: [old]``. Targets must be labels of this version; sources are checked
+    against the previous version when the migration is applied.
+    """
+
+    rename: dict[str, str] = Field(default_factory=dict)
+    merge: dict[str, list[str]] = Field(default_factory=dict)
+    split: dict[str, list[str]] = Field(default_factory=dict)
+    remove: list[str] = Field(default_factory=list)
+
+
 class Ontology(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
     version: str = "1"
@@ -99,6 +113,8 @@ class Ontology(_Strict):
     guidelines: str = ""
     examples: list[Example] = Field(default_factory=list)
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    # Excluded from dumps: a migration section changes no prompt, run key or hash.
+    migrate: MigrationSpec | None = Field(default=None, exclude=True)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -126,6 +142,8 @@ class Ontology(_Strict):
         for label in self.review.per_label:
             if label not in seen:
                 raise _LocatedError(("review", "per_label", label), f"unknown label '{label}'")
+        if self.migrate is not None:
+            self._check_migration_targets(seen)
         for i, ex in enumerate(self.examples):
             for key in ex.input:
                 if key not in self.input.fields:
@@ -135,6 +153,24 @@ class Ontology(_Strict):
                     )
             self._check_example_output(i, ex.output, seen)
         return self
+
+    def _check_migration_targets(self, labels: set[str]) -> None:
+        spec = self.migrate
+        assert spec is not None
+        targets: list[tuple[tuple[Any, ...], str]] = [
+            (("migrate", "rename", old), new) for old, new in spec.rename.items()
+        ]
+        targets += [(("migrate", "merge", new), new) for new in spec.merge]
+        for old, news in spec.split.items():
+            if len(news) < 2:
+                raise _LocatedError(("migrate", "split", old), "a split needs two or more labels")
+            targets += [(("migrate", "split", old), new) for new in news]
+        for loc, name in targets:
+            if name not in labels:
+                raise _LocatedError(loc, f"'{name}' is not a label of this version")
+        for old in spec.remove:
+            if old in labels:
+                raise _LocatedError(("migrate", "remove"), f"'{old}' is still a label")
 
     def _check_example_output(self, i: int, output: Any, labels: set[str]) -> None:
         loc = ("examples", i, "output")

@@ -216,3 +216,65 @@ class EvalRecord(SQLModel, table=True):
     experiment: str | None = Field(default=None, index=True)
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts()
+
+
+# -- ontology versions and label migrations (interop) ----------------------------------
+
+
+class OntologyVersion(SQLModel, table=True):
+    """Every ontology text a run, gold import or migration used, by hash.
+
+    Runs name theirs by ``Run.ontology_hash`` (the hash of the validated ontology), so
+    each prediction, and the decisions on its run's tasks, stay tied to this row.
+    """
+
+    __tablename__ = "ontology_versions"
+    __table_args__ = (UniqueConstraint("name", "hash", name="uq_ontology_version_hash"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    version: str
+    hash: str = Field(index=True)
+    text: str | None = Field(default=None, sa_type=Text)  # the YAML as written, when known
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    source: str | None = None
+    created_at: datetime = _ts()
+
+
+class LabelMigration(SQLModel, table=True):
+    """One applied ``autolabel ontology migrate``: from which version to which, and counts."""
+
+    __tablename__ = "label_migrations"
+    id: int | None = Field(default=None, primary_key=True)
+    ontology_name: str = Field(index=True)
+    from_version_id: int = Field(foreign_key="ontology_versions.id")
+    to_version_id: int = Field(foreign_key="ontology_versions.id")
+    spec: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    actor: str = "autolabel"
+    created_at: datetime = _ts()
+
+
+class LabelChange(SQLModel, table=True):
+    """The audit of a migration: every row it changed, with the label before and after.
+
+    ``kind``: prediction | decision | gold | task | run. Nothing a migration touches is
+    lost: the old label stays here (and decisions are superseded, never rewritten).
+    """
+
+    __tablename__ = "label_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    migration_id: int = Field(foreign_key="label_migrations.id", index=True)
+    kind: str
+    row_id: int
+    item_id: int | None = Field(default=None, index=True)
+    action: str  # rename | merge | split | remove
+    before: Any = _json()
+    after: Any = _json()
+
+
+class GoldSetOntology(SQLModel, table=True):
+    """The ontology version a gold set's labels were checked against (one per gold set)."""
+
+    __tablename__ = "gold_set_ontology_versions"
+    gold_set_id: int = Field(foreign_key="gold_sets.id", primary_key=True)
+    ontology_version_id: int = Field(foreign_key="ontology_versions.id", index=True)

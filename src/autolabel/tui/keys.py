@@ -71,6 +71,10 @@ REASON_TEXT: dict[str, str] = {
     "prior_label_disagreement": "the dataset's existing label differs",
     "rule": "a review rule matched",
     "audit": "random audit sample",
+    # Written by `autolabel ontology migrate` and Label Studio imports (interop).
+    "label_split": "its label was split in the new ontology version: pick the new label",
+    "label_removed": "its label was removed in the new ontology version",
+    "imported": "decision imported from another tool",
 }
 
 
