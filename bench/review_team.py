@@ -6,7 +6,7 @@ connections, like reviewers on their own machines:
 - every reviewer claims, "thinks" for a random time (exponential; a few items take
   longer than the lease, so the reviewer renews it like the TUI's heartbeat), then
   decides and prints ``decided <decision id>`` only after the commit;
-- every ``--kill-every`` seconds a random reviewer is SIGKILLed mid-work and restarted
+- ``--kills`` times (spread over the work) a random reviewer is SIGKILLed mid-work and restarted
   after a random pause of up to two leases (sometimes its held item has been handed
   to someone else by then, sometimes it gets it back);
 - with ``--consensus`` every item needs 2 votes, and a disagreement goes to an
@@ -46,6 +46,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ["positive", "negative", "neutral"]
+SPAWNED: list[subprocess.Popen[str]] = []  # killed on the way out, whatever happens
 
 
 # -- one reviewer process ------------------------------------------------------------------
@@ -71,7 +72,7 @@ def worker(args: argparse.Namespace) -> None:
             left = stats.remaining + (stats.adjudication + stats.flagged if args.adjudicate else 0)
             if left == 0:
                 break
-            time.sleep(0.05)  # others hold the rest: wait for decisions or lease expiry
+            time.sleep(0.2)  # others hold the rest: wait for decisions or lease expiry
             continue
         say(f"claimed {task.task_id} {before:.6f}")
         think = rng.expovariate(1 / args.think) if args.think > 0 else 0.0
@@ -245,6 +246,7 @@ def spawn(url: str, r: Reviewer, args: argparse.Namespace, *, wait: bool) -> Non
     r.proc = subprocess.Popen(
         cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
     )
+    SPAWNED.append(r.proc)
 
 
 def read(r: Reviewer, proc: subprocess.Popen[str], log: Log, lease: float) -> None:
@@ -280,15 +282,14 @@ def run_team(url: str, label: str, args: argparse.Namespace) -> dict[str, float]
     log = Log()
     readers: dict[int, threading.Thread] = {}  # pid -> its output reader
 
-    def start(r: Reviewer, wait: bool) -> None:
-        spawn(url, r, args, wait=wait)
+    def listen(r: Reviewer) -> None:
         assert r.proc is not None
         t = threading.Thread(target=read, args=(r, r.proc, log, args.lease), daemon=True)
         t.start()
         readers[r.proc.pid] = t
 
     for r in team:
-        start(r, wait=True)
+        spawn(url, r, args, wait=True)
     for r in team:  # a start barrier: everyone begins after their (slow) imports
         assert r.proc is not None and r.proc.stdout is not None
         assert r.proc.stdout.readline().strip() == "ready"
@@ -297,10 +298,14 @@ def run_team(url: str, label: str, args: argparse.Namespace) -> dict[str, float]
         assert r.proc is not None and r.proc.stdin is not None
         r.proc.stdin.write("go\n")
         r.proc.stdin.flush()
+        listen(r)
     rng = random.Random(args.seed)
     kills: list[tuple[float, str, int | None, float]] = []  # (when, who, open task, expiry)
     restarts: list[tuple[float, Reviewer]] = []
-    next_kill = t0 + rng.uniform(0.5, 1.5) * args.kill_every
+    # Kills are spread over the work (not the clock): a restart costs seconds of
+    # imports on a loaded machine, and kills on a timer would starve the team.
+    every = args.decisions / (args.kills + 1) if args.kills else float("inf")
+    next_kill = every * rng.uniform(0.5, 1.5)
     timed_out = False
     while True:
         now = time.time()
@@ -311,12 +316,17 @@ def run_team(url: str, label: str, args: argparse.Namespace) -> dict[str, float]
             if now >= when:
                 restarts.remove((when, r))
                 r.restarts += 1
-                start(r, wait=False)
+                spawn(url, r, args, wait=False)
+                listen(r)
         alive = [r for r in team if r.proc is not None and r.proc.poll() is None]
         if not alive and not restarts:
             break
-        if args.kill_every > 0 and now >= next_kill and alive:
-            victim = rng.choice(alive)
+        with log.lock:  # kill reviewers mid-item (holding a lease), not while starting up
+            working = [r for r in alive if r.open_task is not None]
+        with log.lock:
+            done = len(log.decided)
+        if done >= next_kill and working:
+            victim = rng.choice(working)
             assert victim.proc is not None
             victim.proc.send_signal(signal.SIGKILL)
             victim.proc.wait()
@@ -326,7 +336,7 @@ def run_team(url: str, label: str, args: argparse.Namespace) -> dict[str, float]
                 victim.open_task = None
             victim.proc = None
             restarts.append((now + rng.uniform(0, 2 * args.lease), victim))
-            next_kill = now + rng.uniform(0.5, 1.5) * args.kill_every
+            next_kill = done + every * rng.uniform(0.5, 1.5)
         time.sleep(0.02)
     wall = time.time() - t0
     for r in team:
@@ -447,11 +457,11 @@ def main() -> None:
     p.add_argument("--reviewers", type=int, default=10)
     p.add_argument("--decisions", type=int, default=5000)
     p.add_argument("--consensus", action="store_true", help="2 votes per item + adjudicator")
-    p.add_argument("--lease", type=float, default=2.0, help="lease seconds (short: hand-overs)")
+    p.add_argument("--lease", type=float, default=5.0, help="lease seconds (short: hand-overs)")
     p.add_argument("--think", type=float, default=0.05, help="mean think time (s)")
     p.add_argument("--long-share", type=float, default=0.01, help="share of items > lease")
     p.add_argument("--agree", type=float, default=0.85, help="P(vote = suggestion)")
-    p.add_argument("--kill-every", type=float, default=3.0, help="mean seconds between kills")
+    p.add_argument("--kills", type=int, default=20, help="SIGKILLs, spread over the work")
     p.add_argument("--timeout", type=float, default=900.0)
     p.add_argument("--seed", type=int, default=0)
     # worker mode (internal)
@@ -464,6 +474,18 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
+    # A timeout or Ctrl-C of the controller must not leave reviewers running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        run_all(args)
+    finally:
+        for proc in SPAWNED:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def run_all(args: argparse.Namespace) -> None:
     failures: list[str] = []
 
     def check(label: str, result: dict[str, float]) -> None:
