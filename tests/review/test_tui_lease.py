@@ -144,3 +144,32 @@ async def test_idle_reviewer_gives_the_item_back_and_enter_resumes(
         assert back not in (None, first)
         assert _lease_of(db, back)[0] == clock.now + timedelta(seconds=LEASE)
     assert [d for d in _rows(db) if d.reviewer == REVIEWER] == []  # idle decides nothing
+
+
+async def test_heartbeat_that_finds_the_item_taken_warns_and_stays(
+    sqlite_url: str, clock: FakeClock
+) -> None:
+    db, _ = build_classify(sqlite_url, clock)
+    queue = ReviewQueue(db, lease_seconds=LEASE, clock=clock)
+    app = ReviewApp(queue, REVIEWER, clock=Tick(), heartbeat_s=0.02)
+    async with app.run_test(size=SIZE) as pilot:
+        first = shown_task_id(app)
+        assert await _until(pilot, lambda: not app.review._renewing)
+        # No await from here to bob's claim: no heartbeat can run in between (the
+        # timer lives on this event loop), as if alice's laptop had slept past the lease.
+        clock.advance(LEASE + 1)
+        taken = ReviewQueue(db, lease_seconds=LEASE, clock=clock).claim("bob")
+        assert taken is not None and taken.task_id == first
+        assert await _until(pilot, lambda: bool(_notices(app)))
+        assert _notices(app) == [
+            f"task {first} was taken by bob at 12:01:01 UTC after your lease ran out; "
+            "deciding it keeps your choice as a second opinion"
+        ]
+        assert shown_task_id(app) == first  # a key meant for it never lands on another item
+        await pilot.press("enter")
+        await pilot.pause()
+        assert shown_task_id(app) not in (None, first)
+        assert "kept as a second opinion" in _notices(app)[-1]
+    assert [(d.task_id, d.reviewer, d.action) for d in _rows(db)] == [
+        (first, REVIEWER, "second_opinion")
+    ]

@@ -299,7 +299,9 @@ class ReviewScreen(Screen[None]):
             return
         self._lease_lost.add(task_id)
         text = exc.message if isinstance(exc, TaskGoneError) else str(exc)
-        self.notify(f"{text}; your next decision is kept as a second opinion", severity="warning")
+        if isinstance(exc, TaskGoneError) and exc.reason in ("decided", "taken", "adjudication"):
+            text += "; deciding it keeps your choice as a second opinion"
+        self.notify(text, severity="warning")
 
     def _check_idle(self) -> None:
         task = self.current
