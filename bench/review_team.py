@@ -457,7 +457,7 @@ def main() -> None:
     p.add_argument("--reviewers", type=int, default=10)
     p.add_argument("--decisions", type=int, default=5000)
     p.add_argument("--consensus", action="store_true", help="2 votes per item + adjudicator")
-    p.add_argument("--lease", type=float, default=5.0, help="lease seconds (short: hand-overs)")
+    p.add_argument("--lease", type=float, default=15.0, help="lease seconds")
     p.add_argument("--think", type=float, default=0.05, help="mean think time (s)")
     p.add_argument("--long-share", type=float, default=0.01, help="share of items > lease")
     p.add_argument("--agree", type=float, default=0.85, help="P(vote = suggestion)")
