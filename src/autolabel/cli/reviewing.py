@@ -263,7 +263,8 @@ def agreement(
 
     r = agreement_report(open_db(settings_from(config, db=db)), queue)
     where = f"queue '{queue}'" if queue else "all queues"
-    console.print(f"[bold]{where}[/]: {r.n_decisions:,} decisions on {r.n_items:,} items")
+    second = f" (+ {r.n_second_opinions:,} second opinions)" if r.n_second_opinions else ""
+    console.print(f"[bold]{where}[/]: {r.n_decisions:,} decisions{second} on {r.n_items:,} items")
     if r.pairs:
         pairs = Table(title="reviewer pairs")
         for name in ("reviewer A", "reviewer B", "shared items", "agreement", "Cohen's κ"):
