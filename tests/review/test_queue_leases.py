@@ -118,6 +118,9 @@ def test_stale_decide_keeps_the_label_as_a_second_opinion(db: Database) -> None:
     view = q.get(tasks[0])
     assert (view.status, view.decisions_so_far) == ("decided", 1)  # not a vote
     assert q.claim("ann").task_id == tasks[1]  # type: ignore[union-attr]  # she moves on
+    with pytest.raises(TaskGoneError) as again:
+        q.decide(tasks[0], "bob", "neutral")  # bob's own vote is in: nothing to keep
+    assert again.value.second_opinion_id is None
     # agreement metrics read the second opinion as ann's rating of the item
     report = agreement_report(db, "default")
     assert report.n_second_opinions == 1

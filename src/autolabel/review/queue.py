@@ -109,8 +109,12 @@ class ReviewQueue:
                     reason = "taken"
             if reason is None:
                 return self._record(s, task, reviewer, action, label, now, seconds=seconds)
-            # Commit the second opinion first, then tell the caller what happened.
-            gone = self._gone(s, task, reviewer, reason, now, label=label, seconds=seconds)
+            # Commit the second opinion first, then tell the caller what happened. A
+            # reviewer whose own vote is in (another window, a double press) has no
+            # second opinion to add.
+            own_vote = reason == "decided" and self._has_decided(s, task.id, reviewer)
+            kept = _NO_LABEL if own_vote else label
+            gone = self._gone(s, task, reviewer, reason, now, label=kept, seconds=seconds)
         raise gone
 
     def adjudicate(self, task_id: int, reviewer: str, label: Any) -> DecisionView:
