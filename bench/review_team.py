@@ -98,7 +98,8 @@ def worker(args: argparse.Namespace) -> None:
         try:
             decision = queue.decide(task.task_id, args.name, label)
         except TaskGoneError as exc:
-            say(f"gone {task.task_id} {exc.reason} {exc.second_opinion_id}")
+            held = time.time() - before  # from asking for the claim to being told
+            say(f"gone {task.task_id} {exc.reason} {exc.second_opinion_id} {held:.3f}")
             continue
         say(f"decided {decision.id} {task.task_id}")
         if gone:
@@ -133,6 +134,7 @@ class Log:
     decided: list[int] = field(default_factory=list)  # decision ids printed after commit
     claims: list[tuple[float, str, int]] = field(default_factory=list)  # (time, who, task)
     gone: Counter[str] = field(default_factory=Counter)
+    gone_after: list[float] = field(default_factory=list)  # seconds from claim to "gone"
     renewals: int = 0
     lost_leases: int = 0
 
@@ -267,6 +269,8 @@ def read(r: Reviewer, proc: subprocess.Popen[str], log: Log, lease: float) -> No
                 r.open_task = None
             elif word == "gone":
                 log.gone[rest[1]] += 1
+                if len(rest) > 3:
+                    log.gone_after.append(float(rest[3]))
                 r.open_task = None
             elif word == "lost":
                 log.lost_leases += 1
@@ -434,6 +438,11 @@ def report(
         f"recovered            {sum(log.gone.values())} decide(s) found the task gone "
         f"({dict(log.gone)}); {len(seconds)} second opinion(s) kept"
     )
+    if log.gone_after:
+        print(
+            f"                     those items were held {min(log.gone_after):.1f} to "
+            f"{max(log.gone_after):.1f} s between claim and decide (lease {args.lease:g} s)"
+        )
     return {"lost": lost, "double": double, "stuck": stuck}
 
 
