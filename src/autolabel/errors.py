@@ -18,10 +18,14 @@ The CLI prints these without a traceback and exits non-zero.
     ├── StoreError               database problems (unreachable, migration needed)
     │   └── NotFoundError        a run, item, gold set or task that does not exist
     ├── ReviewError              queue misuse: claim held by another reviewer, nothing to undo
+    │   └── TaskGoneError        the task left the reviewer (decided, taken, withdrawn) meanwhile
     └── EvaluationError          no gold overlap, incompatible task types
 """
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 
 class AutolabelError(Exception):
@@ -114,6 +118,36 @@ class ReviewError(AutolabelError):
     """The review queue was used wrongly."""
 
 
+class TaskGoneError(ReviewError):
+    """The reviewer's task was settled, taken or withdrawn while they looked at it.
+
+    Not a misuse: a lease ran out, or another reviewer or the adjudicator got there
+    first. ``reason`` is ``decided`` | ``taken`` | ``adjudication`` | ``withdrawn``;
+    ``by`` / ``at`` say who did it and when (when known); ``second_opinion_id`` is the
+    audit row that kept the reviewer's own label (None when there was none to keep).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: int,
+        reason: str,
+        by: str | None = None,
+        at: datetime | None = None,
+        final_label: Any = None,
+        second_opinion_id: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.task_id = task_id
+        self.reason = reason
+        self.by = by
+        self.at = at
+        self.final_label = final_label
+        self.second_opinion_id = second_opinion_id
+
+
 class EvaluationError(AutolabelError):
     """An evaluation cannot be computed."""
 
@@ -132,5 +166,6 @@ __all__ = [
     "ProviderError",
     "ReviewError",
     "StoreError",
+    "TaskGoneError",
     "TransientProviderError",
 ]

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     n_ctx: int = Field(default=4096, ge=256)
     n_threads: int | None = None
     prices: dict[str, Prices] = Field(default_factory=dict, description="model name -> prices")
+    review_idle_release: float | None = Field(
+        default=None, gt=0, description="review TUI: seconds without a key before the item is freed"
+    )
 
     @property
     def home_dir(self) -> Path:

@@ -263,7 +263,8 @@ def agreement(
 
     r = agreement_report(open_db(settings_from(config, db=db)), queue)
     where = f"queue '{queue}'" if queue else "all queues"
-    console.print(f"[bold]{where}[/]: {r.n_decisions:,} decisions on {r.n_items:,} items")
+    second = f" (+ {r.n_second_opinions:,} second opinions)" if r.n_second_opinions else ""
+    console.print(f"[bold]{where}[/]: {r.n_decisions:,} decisions{second} on {r.n_items:,} items")
     if r.pairs:
         pairs = Table(title="reviewer pairs")
         for name in ("reviewer A", "reviewer B", "shared items", "agreement", "Cohen's κ"):
@@ -314,6 +315,12 @@ def _register_review_tui(app: typer.Typer) -> None:
             "--adjudicate",
             help="settle flagged and disputed items; your decision is final",
         ),
+        idle_release: float | None = typer.Option(
+            None,
+            "--idle-release",
+            help="give the shown item back after this many seconds without a key "
+            "(default: the review_idle_release setting; unset: never)",
+        ),
     ) -> None:
         """Review queued items in a terminal UI: one keypress per decision.
 
@@ -321,6 +328,8 @@ def _register_review_tui(app: typer.Typer) -> None:
         suggestion, s skips, f flags with a note, u undoes, e edits spans, / filters
         labels, g shows the guidelines, ? lists every key, q quits (and frees the item).
         Every decision is saved at once; run it again to continue where you left off.
+        The shown item's lease is renewed while the app runs; --idle-release gives it
+        back after that many idle seconds.
 
         Example:  autolabel review --reviewer alice --queue default
         """
@@ -329,6 +338,13 @@ def _register_review_tui(app: typer.Typer) -> None:
 
         settings = load_settings(db=db)
         n = run_review(
-            settings.database_url, queue, reviewer, lease_seconds=lease, adjudicate=adjudicate
+            settings.database_url,
+            queue,
+            reviewer,
+            lease_seconds=lease,
+            adjudicate=adjudicate,
+            idle_release_s=idle_release
+            if idle_release is not None
+            else settings.review_idle_release,
         )
         typer.echo(f"{reviewer}: {n} decision(s) saved in queue '{queue}'")

@@ -1,6 +1,9 @@
 """Agreement in a review queue: between reviewers, with the model, and with honeypots.
 
-Reads live (not undone) human ``decide`` actions. Labels compare as whole canonical
+Reads live (not undone) human ``decide`` actions, plus ``second_opinion`` rows: the
+label of a reviewer whose task was settled or taken while they looked at it (see
+``ReviewQueue.decide``). A second opinion counts as that reviewer's rating of the item
+(between reviewers only; never for model-vs-human or honeypots). Labels compare as whole canonical
 answers (a multi_label *set* is one nominal value; see ``metrics.py``). Adjudications
 are excluded: they settle disagreements rather than rate items independently.
 """
@@ -40,6 +43,7 @@ class AgreementReport:
     queue: str | None
     n_items: int = 0  # items with at least one human decision
     n_decisions: int = 0
+    n_second_opinions: int = 0  # ratings kept from reviewers who lost the task meanwhile
     pairs: list[PairAgreement] = field(default_factory=list)
     fleiss_kappa: float | None = None
     fleiss_items: int = 0  # items that share the most common rating count (>= 2)
@@ -56,16 +60,23 @@ def agreement_report(db: Database, queue: str | None = None) -> AgreementReport:
         stmt = (
             select(Decision, ReviewTask)
             .join(ReviewTask, col(Decision.task_id) == col(ReviewTask.id))
-            .where(col(Decision.action) == "decide", col(Decision.undone).is_(False))
+            .where(
+                col(Decision.action).in_(("decide", "second_opinion")),
+                col(Decision.undone).is_(False),
+            )
             .order_by(col(Decision.id))
         )
         if queue is not None:
             stmt = stmt.where(col(ReviewTask.queue) == queue)
         rows = s.exec(stmt).all()
-    report = AgreementReport(queue=queue, n_decisions=len(rows))
+    seconds = [(d, task) for d, task in rows if d.action == "second_opinion"]
+    rows = [(d, task) for d, task in rows if d.action == "decide"]
+    report = AgreementReport(queue=queue, n_decisions=len(rows), n_second_opinions=len(seconds))
     # task -> reviewer -> label key (a reviewer's latest live decision)
     ratings: dict[int, dict[str, str]] = defaultdict(dict)
-    for d, task in rows:
+    for d, task in seconds:
+        ratings[task.id][d.reviewer] = label_key(d.label)  # type: ignore[index]
+    for d, task in rows:  # a reviewer's own decision wins over its second opinion
         ratings[task.id][d.reviewer] = label_key(d.label)  # type: ignore[index]
         _model_vs_human(report, task, d.label)
         if task.is_honeypot:

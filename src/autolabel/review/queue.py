@@ -12,14 +12,15 @@ two reviewers can work on a fresh task in parallel, a third cannot.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
-from autolabel.errors import NotFoundError, ReviewError
+from autolabel.errors import NotFoundError, ReviewError, TaskGoneError
 from autolabel.ontology.schema import Ontology
 from autolabel.review.consensus import (
     ADJUDICATION_STATUSES,
@@ -39,6 +40,9 @@ from autolabel.store.tables import Decision, Item, Prediction, ReviewClaim, Revi
 # Recent work that ``stats().pace_per_min`` looks at.
 PACE_WINDOW = timedelta(minutes=15)
 PACE_MAX_DECISIONS = 30
+
+# "No label given" for ``_gone`` (None is a label: a failed span task may decide None).
+_NO_LABEL: Any = object()
 
 
 class ReviewQueue:
@@ -78,36 +82,40 @@ class ReviewQueue:
         self, task_id: int, reviewer: str, label: Any, *, seconds: float | None = None
     ) -> DecisionView:
         """Record the reviewer's label. On a task awaiting adjudication this is the
-        adjudicator's final word (action ``adjudicate``)."""
+        adjudicator's final word (action ``adjudicate``).
+
+        Raises :class:`TaskGoneError` when the task was settled, taken or withdrawn
+        meanwhile (a lease ran out, another reviewer was faster); the reviewer's label
+        is then kept as a ``second_opinion`` row in the audit trail, never dropped."""
         now = self._now()
         with write_session(self.db) as s:
-            task = self._lock(s, task_id)
+            task = self._lock_or_gone(s, task_id)
             label = canonical_human_label(self._ontology(s, task.run_id), label)
             state = self._state(s, task, now)
             mine = self._claim_of(s, task.id, reviewer)
+            action = "decide"
+            reason: str | None = None
             if state.status == "decided":
-                raise ReviewError(
-                    f"task {task_id} is already final",
-                    hint="use undo to change your own decision, or adjudicate to override",
-                )
-            if state.status in ADJUDICATION_STATUSES:
+                reason = "decided"
+            elif state.status in ADJUDICATION_STATUSES:
                 if mine is None or not mine.adjudicating:
-                    raise ReviewError(
-                        f"task {task_id} awaits adjudication",
-                        hint="claim it with adjudicate=True (autolabel review --adjudicate)",
-                    )
+                    reason = "adjudication"
                 action = "adjudicate"
             else:
                 if self._has_decided(s, task.id, reviewer):
                     raise ReviewError(f"{reviewer} has already decided task {task_id}")
                 live_mine = mine is not None and aware(mine.lease_expires_at) > now
                 if not live_mine and not self._has_room(s, task, state, reviewer, now):
-                    raise ReviewError(
-                        f"task {task_id} is held by other reviewers",
-                        hint="claim the next task instead",
-                    )
-                action = "decide"
-            return self._record(s, task, reviewer, action, label, now, seconds=seconds)
+                    reason = "taken"
+            if reason is None:
+                return self._record(s, task, reviewer, action, label, now, seconds=seconds)
+            # Commit the second opinion first, then tell the caller what happened. A
+            # reviewer whose own vote is in (another window, a double press) has no
+            # second opinion to add.
+            own_vote = reason == "decided" and self._has_decided(s, task.id, reviewer)
+            kept = _NO_LABEL if own_vote else label
+            gone = self._gone(s, task, reviewer, reason, now, label=kept, seconds=seconds)
+        raise gone
 
     def adjudicate(self, task_id: int, reviewer: str, label: Any) -> DecisionView:
         """Settle a task as adjudicator: final, and overrides any human or model label."""
@@ -118,13 +126,64 @@ class ReviewQueue:
             return self._record(s, task, reviewer, "adjudicate", label, now)
 
     def skip(self, task_id: int, reviewer: str, *, note: str | None = None) -> DecisionView:
-        """Give the task back; others are served it before this reviewer sees it again."""
+        """Give the task back; others are served it before this reviewer sees it again.
+        Raises :class:`TaskGoneError` when it is no longer the reviewer's to give back."""
         now = self._now()
         with write_session(self.db) as s:
-            task = self._lock(s, task_id)
-            if self._state(s, task, now).status == "decided":
-                raise ReviewError(f"task {task_id} is already final; nothing to skip")
-            return self._record(s, task, reviewer, "skip", None, now, note=note)
+            task = self._lock_or_gone(s, task_id)
+            state = self._state(s, task, now)
+            mine = self._claim_of(s, task.id, reviewer)
+            reason: str | None = None
+            if state.status == "decided":
+                reason = "decided"
+            elif state.status in ADJUDICATION_STATUSES:
+                if mine is None or not mine.adjudicating:
+                    reason = "adjudication"
+            elif (mine is None or aware(mine.lease_expires_at) <= now) and not self._has_room(
+                s, task, state, reviewer, now
+            ):
+                reason = "taken"
+            if reason is None:
+                return self._record(s, task, reviewer, "skip", None, now, note=note)
+            gone = self._gone(s, task, reviewer, reason, now)
+        raise gone
+
+    def renew(self, task_id: int, reviewer: str) -> datetime:
+        """Extend the reviewer's lease on a task it still holds (the TUI's heartbeat);
+        returns the new expiry. Never creates a claim: a heartbeat that arrives after a
+        decide, skip or release must not take the task back. Raises
+        :class:`TaskGoneError` when the hold is lost (the lease ran out and someone else
+        took the task, or it was settled meanwhile)."""
+        now = self._now()
+        with write_session(self.db) as s:
+            task = self._lock_or_gone(s, task_id)
+            state = self._state(s, task, now)
+            mine = self._claim_of(s, task.id, reviewer)
+            reason = "lapsed" if mine is None else None
+            if mine is not None:
+                wanted = ADJUDICATION_STATUSES if mine.adjudicating else SERVABLE_STATUSES
+                if state.status == "decided":
+                    reason = "decided"
+                elif state.status not in wanted:
+                    reason = "adjudication" if state.status in ADJUDICATION_STATUSES else "taken"
+                elif aware(mine.lease_expires_at) <= now:
+                    # Expired but not yet dropped: still ours if nobody filled the room.
+                    others = self._holders(s, task.id, reviewer, now)
+                    if mine.adjudicating:
+                        reason = "taken" if others else None
+                    elif not self._has_room(s, task, state, reviewer, now):
+                        reason = "taken"
+            if reason is None:
+                assert mine is not None
+                mine.lease_expires_at = now + self.lease
+                s.add(mine)
+                s.flush()
+                self._refresh(s, task, now)
+                return now + self.lease
+            if reason == "lapsed" and self._holders(s, task.id, reviewer, now):
+                reason = "taken"
+            gone = self._gone(s, task, reviewer, reason, now)
+        raise gone
 
     def flag(self, task_id: int, reviewer: str, note: str) -> DecisionView:
         """Send the task to the adjudicator with a note (a broken item, unclear guideline)."""
@@ -437,7 +496,12 @@ class ReviewQueue:
     ) -> ReviewClaim:
         claim = self._claim_of(s, task.id, reviewer)
         if claim is None:
-            claim = ReviewClaim(task_id=task.id, reviewer=reviewer, lease_expires_at=now)
+            claim = ReviewClaim(
+                task_id=task.id,  # type: ignore[arg-type]
+                reviewer=reviewer,
+                lease_expires_at=now,
+                created_at=now,  # on the queue's clock: "taken by bob at …" reads it
+            )
         claim.lease_expires_at = now + self.lease
         claim.adjudicating = adjudicating
         s.add(claim)
@@ -464,6 +528,108 @@ class ReviewQueue:
             ).first()
             is not None
         )
+
+    def _lock_or_gone(self, s: Session, task_id: int) -> ReviewTask:
+        try:
+            return self._lock(s, task_id)
+        except NotFoundError:
+            raise TaskGoneError(
+                f"task {task_id} was withdrawn from the queue",
+                task_id=task_id,
+                reason="withdrawn",
+            ) from None
+
+    def _gone(
+        self,
+        s: Session,
+        task: ReviewTask,
+        reviewer: str,
+        reason: str,
+        now: datetime,
+        *,
+        label: Any = _NO_LABEL,
+        seconds: float | None = None,
+    ) -> TaskGoneError:
+        """What happened to the reviewer's task, as an error to raise after commit.
+        Keeps ``label`` (when given) as a second opinion, and drops the reviewer's stale
+        claim so the task is not held for nobody."""
+        by, at, how = self._who(s, task, reviewer, reason, now)
+        second_id: int | None = None
+        if label is not _NO_LABEL:
+            row = Decision(
+                task_id=task.id,  # type: ignore[arg-type]
+                item_id=task.item_id,
+                reviewer=reviewer,
+                action="second_opinion",
+                label=label,
+                label_before=task.final_label if task.final_label is not None else task.suggestion,
+                note=f"{reason} by {by}" if by else reason,
+                reasons=list(task.reasons),
+                seconds=seconds,
+                created_at=now,
+            )
+            s.add(row)
+            s.flush()
+            second_id = row.id
+        stale = self._claim_of(s, task.id, reviewer)
+        if stale is not None:
+            s.delete(stale)
+            s.flush()
+            self._refresh(s, task, now)
+        when = _when(at, now)
+        if reason == "decided":
+            message = (
+                f"task {task.id} was already decided by {by}{when}: {_short(task.final_label)}"
+            )
+        elif reason == "adjudication":
+            message = f"task {task.id} went to adjudication ({how}{when})"
+        elif reason == "taken":
+            message = f"task {task.id} was taken by {by}{when} after your lease ran out"
+        else:
+            message = f"your hold on task {task.id} lapsed{when}"
+        if second_id is not None:
+            message += f"; your choice ({_short(label)}) is kept as a second opinion"
+        return TaskGoneError(
+            message,
+            task_id=task.id,  # type: ignore[arg-type]
+            reason=reason,
+            by=by,
+            at=at,
+            final_label=task.final_label if reason == "decided" else None,
+            second_opinion_id=second_id,
+        )
+
+    def _who(
+        self, s: Session, task: ReviewTask, reviewer: str, reason: str, now: datetime
+    ) -> tuple[str | None, datetime | None, str]:
+        """Who moved the task away from the reviewer, when, and how (in words)."""
+        if reason in ("taken", "lapsed"):
+            claim = s.exec(
+                select(ReviewClaim)
+                .where(
+                    col(ReviewClaim.task_id) == task.id,
+                    col(ReviewClaim.reviewer) != reviewer,
+                    col(ReviewClaim.lease_expires_at) > now,
+                )
+                .order_by(col(ReviewClaim.id).desc())
+            ).first()
+            if claim is None:
+                return None, None, reason
+            return claim.reviewer, aware(claim.created_at), "claimed"
+        actions = ("decide", "adjudicate") if reason == "decided" else ("decide", "flag")
+        last = s.exec(
+            select(Decision)
+            .where(
+                col(Decision.task_id) == task.id,
+                col(Decision.action).in_(actions),
+                col(Decision.undone).is_(False),
+            )
+            .order_by(col(Decision.id).desc())
+        ).first()
+        if last is None:
+            return None, None, reason
+        how = f"flagged by {last.reviewer}" if last.action == "flag" else "the reviewers disagreed"
+        return last.reviewer, aware(last.created_at), how
 
     def _lock(self, s: Session, task_id: int) -> ReviewTask:
         stmt = select(ReviewTask).where(ReviewTask.id == task_id)
@@ -640,3 +806,17 @@ def _pace(decisions: list[tuple[datetime, float | None]], now: datetime) -> floa
     if timed:
         return 60.0 * len(timed) / sum(timed)
     return None
+
+
+def _when(at: datetime | None, now: datetime) -> str:
+    """' at 10:42:03 UTC' (with the date when not today); '' when unknown."""
+    if at is None:
+        return ""
+    fmt = "%H:%M:%S UTC" if at.date() == now.date() else "%Y-%m-%d %H:%M UTC"
+    return f" at {at.astimezone(UTC).strftime(fmt)}"
+
+
+def _short(label: Any, width: int = 40) -> str:
+    """A label in a one-line notice: names as they are, anything else as compact JSON."""
+    text = label if isinstance(label, str) else json.dumps(label, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -38,7 +38,7 @@ class DecisionView:
     id: int
     task_id: int
     reviewer: str
-    action: str  # decide | skip | flag | undo | adjudicate
+    action: str  # decide | skip | flag | undo | adjudicate | second_opinion
     label: Any
     label_before: Any
     seconds: float | None

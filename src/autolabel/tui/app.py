@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
-from autolabel.errors import AutolabelError
+from autolabel.errors import AutolabelError, TaskGoneError
 from autolabel.review.labels import label_key
 from autolabel.tui.keys import effective_keys
 from autolabel.tui.panes import (
@@ -45,6 +45,13 @@ STATS_EVERY_S = 30.0
 EMPTY_MESSAGE = (
     "Nothing left to review in this queue. 🎉\n\nPress u to undo your last decision, or q to quit."
 )
+IDLE_MESSAGE = (
+    "You were idle for {idle}, so item {item} went back to the queue for others.\n\n"
+    "Press Enter to continue reviewing, u to undo your last decision, or q to quit."
+)
+
+# Events that count as the reviewer being at the keyboard (for --idle-release).
+ACTIVITY_EVENTS = (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
 
 
 class ReviewScreen(Screen[None]):
@@ -77,6 +84,8 @@ class ReviewScreen(Screen[None]):
         clock: Callable[[], float],
         *,
         adjudicate: bool = False,
+        heartbeat_s: float | None = None,
+        idle_release_s: float | None = None,
     ) -> None:
         super().__init__()
         self.queue = queue
@@ -84,6 +93,16 @@ class ReviewScreen(Screen[None]):
         self.clock = clock
         # Adjudicator mode: serves flagged and disputed items; a decision is final.
         self.adjudicate = adjudicate
+        # The lease on the shown item is renewed this often (default: a third of the
+        # lease, so two heartbeats may fail before it runs out).
+        lease_s = queue.lease.total_seconds() if hasattr(queue, "lease") else 600.0
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else max(lease_s / 3, 1.0)
+        # No keypress for this long (app clock): the item goes back to the queue.
+        self.idle_release_s = idle_release_s
+        self.last_active = clock()
+        self.idle = False  # released for idleness; Enter claims again
+        self._renewing = False
+        self._lease_lost: set[int] = set()  # tasks whose loss was already announced
         self.current: TaskView | None = None
         self.keys: dict[str, str] = {}
         self.by_key: dict[str, str] = {}
@@ -117,6 +136,12 @@ class ReviewScreen(Screen[None]):
         # The first paint shows real numbers: one synchronous stats call at start.
         self._show_stats(self.queue.stats(self.reviewer))
         self.set_interval(STATS_EVERY_S, self._tick_stats)
+        self.set_interval(self.heartbeat_s, self._heartbeat)
+        if self.idle_release_s is not None:
+            # Checked at least every heartbeat, and often enough that the release
+            # lands within ~10% of the limit.
+            every = min(self.idle_release_s / 10, self.heartbeat_s, 30.0)
+            self.set_interval(max(every, 0.01), self._check_idle)
         self.show_task(self._call(self._claim))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -130,9 +155,12 @@ class ReviewScreen(Screen[None]):
 
     # -- showing ----------------------------------------------------------------------
 
-    def show_task(self, task: TaskView | None) -> None:
-        """Render ``task`` (None: the queue is empty) and start its clock."""
+    def show_task(self, task: TaskView | None, empty_message: str = EMPTY_MESSAGE) -> None:
+        """Render ``task`` (None: the queue is empty, or ``empty_message``) and start its
+        clock."""
         self.current = task
+        if task is not None:
+            self.idle = False
         self.refresh_bindings()
         self.shown_at = self.clock()
         self._close_filter()
@@ -143,7 +171,7 @@ class ReviewScreen(Screen[None]):
         if task is None:
             self.keys, self.by_key = {}, {}
             title.update(f"autolabel review · queue {self.queue_name} · {self.reviewer}")
-            item.show(None, EMPTY_MESSAGE)
+            item.show(None, empty_message)
             labels.set_state(LabelState(labels=[], keys={}))
             return
         self.keys = effective_keys(task.labels, task.label_keys)
@@ -232,6 +260,71 @@ class ReviewScreen(Screen[None]):
             self.notify(str(exc), severity="error", timeout=6)
             return None
 
+    def _moved_on(self, gone: TaskGoneError) -> None:
+        """The task left us meanwhile (settled, taken, withdrawn): say so in one line and
+        serve the next item. The queue already kept our label as a second opinion."""
+        self.notify(gone.message, severity="warning", timeout=10)
+        self._stats_dirty = True
+        self.show_task(self._call(self._claim))
+
+    # -- lease heartbeat and idle release ---------------------------------------------
+
+    def touch(self) -> None:
+        """The reviewer did something: the idle clock starts again."""
+        self.last_active = self.clock()
+
+    def _heartbeat(self) -> None:
+        task = self.current
+        if task is None or self._renewing or task.task_id in self._lease_lost:
+            return
+        self._renewing = True
+        self.renew_lease(task.task_id)
+
+    @work(thread=True, group="lease")
+    def renew_lease(self, task_id: int) -> None:
+        """Extend the lease off the UI thread (a write that may wait on other reviewers)."""
+        try:
+            self.queue.renew(task_id, self.reviewer)
+        except AutolabelError as exc:
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._renew_failed, task_id, exc)
+        finally:
+            self._renewing = False
+
+    def _renew_failed(self, task_id: int, exc: AutolabelError) -> None:
+        # A heartbeat racing a decide on the same task fails harmlessly: ignore it.
+        # Otherwise warn once but stay on the item (a key meant for it must never land
+        # on another one); the next decide or skip moves on and keeps the choice.
+        if self.current is None or self.current.task_id != task_id:
+            return
+        self._lease_lost.add(task_id)
+        text = exc.message if isinstance(exc, TaskGoneError) else str(exc)
+        if isinstance(exc, TaskGoneError) and exc.reason in ("decided", "taken", "adjudication"):
+            text += "; deciding it keeps your choice as a second opinion"
+        self.notify(text, severity="warning")
+
+    def _check_idle(self) -> None:
+        task = self.current
+        if self.idle_release_s is None or task is None or self.idle:
+            return
+        idle_for = self.clock() - self.last_active
+        if idle_for < self.idle_release_s:
+            return
+        self._call(lambda: self.queue.release(task.task_id, self.reviewer))
+        self.show_task(None, IDLE_MESSAGE.format(idle=_duration(idle_for), item=task.external_id))
+        self.idle = True
+        self.notify(
+            f"idle for {_duration(idle_for)}: item {task.external_id} went back to the queue; "
+            "press Enter to continue",
+            severity="warning",
+        )
+
+    def resume(self) -> None:
+        """Back from idle release: claim the next item (possibly the same one)."""
+        self.idle = False
+        self.touch()
+        self.show_task(self._call(self._claim))
+
     def _after_action(self, action: str, task: TaskView, label: Any = None) -> None:
         self._count_locally(action, task, label)
         self.show_task(self._call(self._claim))
@@ -249,10 +342,13 @@ class ReviewScreen(Screen[None]):
             return
         seconds = round(max(self.clock() - self.shown_at, 0.0), 3)
         # On a task claimed for adjudication the queue records this as the final word.
-        done = self._call(
-            lambda: self.queue.decide(task.task_id, self.reviewer, label, seconds=seconds)
-        )
-        if done is None:
+        try:
+            done = self.queue.decide(task.task_id, self.reviewer, label, seconds=seconds)
+        except TaskGoneError as gone:
+            self._moved_on(gone)
+            return
+        except AutolabelError as exc:
+            self.notify(str(exc), severity="error", timeout=6)
             return
         self._after_action("decide", task, done.label)
 
@@ -280,6 +376,9 @@ class ReviewScreen(Screen[None]):
             self.pick(label)
 
     def action_accept(self) -> None:
+        if self.idle:
+            self.resume()
+            return
         task = self.current
         if task is None:
             self.notify("the queue is empty", severity="warning")
@@ -321,8 +420,15 @@ class ReviewScreen(Screen[None]):
         task = self.current
         if task is None:
             return
-        if self._call(lambda: self.queue.skip(task.task_id, self.reviewer)) is not None:
-            self._after_action("skip", task)
+        try:
+            self.queue.skip(task.task_id, self.reviewer)
+        except TaskGoneError as gone:
+            self._moved_on(gone)
+            return
+        except AutolabelError as exc:
+            self.notify(str(exc), severity="error", timeout=6)
+            return
+        self._after_action("skip", task)
 
     def action_flag(self) -> None:
         task = self.current
@@ -449,15 +555,34 @@ class ReviewApp(App[None]):
         *,
         clock: Callable[[], float] = time.monotonic,
         adjudicate: bool = False,
+        heartbeat_s: float | None = None,
+        idle_release_s: float | None = None,
     ) -> None:
         super().__init__()
         self.queue = queue
         self.reviewer = reviewer
         self.clock = clock
         self.adjudicate = adjudicate
+        self.heartbeat_s = heartbeat_s
+        self.idle_release_s = idle_release_s
 
     def get_default_screen(self) -> Screen[Any]:
-        return ReviewScreen(self.queue, self.reviewer, self.clock, adjudicate=self.adjudicate)
+        return ReviewScreen(
+            self.queue,
+            self.reviewer,
+            self.clock,
+            adjudicate=self.adjudicate,
+            heartbeat_s=self.heartbeat_s,
+            idle_release_s=self.idle_release_s,
+        )
+
+    async def on_event(self, event: events.Event) -> None:
+        # Every key or click, on any screen (modals included), counts as activity.
+        if isinstance(event, ACTIVITY_EVENTS) and self.screen_stack:
+            screen = self.screen_stack[0]
+            if isinstance(screen, ReviewScreen):
+                screen.touch()
+        await super().on_event(event)
 
     def action_quit_review(self) -> None:
         self.review.action_quit_review()
@@ -468,3 +593,12 @@ class ReviewApp(App[None]):
         screen = self.screen_stack[0]
         assert isinstance(screen, ReviewScreen)
         return screen
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '12 min', '2.5 h': how long, for a notice."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
