@@ -236,8 +236,8 @@ while True:
     if task is None:
         break
     label = task.suggestion or "positive"
-    q.decide(task.id, "chaos", label)
-    print(f"ACK {task.id}", flush=True)   # acknowledged: decide() returned
+    q.decide(task.task_id, "chaos", label)
+    print(f"ACK {task.task_id}", flush=True)   # acknowledged: decide() returned
 print("DONE", flush=True)
 """
 
@@ -245,7 +245,7 @@ print("DONE", flush=True)
 def phase_reviewer(
     fig: Figures, cli: CLI, db: Database, args: argparse.Namespace, run_id: int, url: str
 ) -> None:
-    rc, out = cli.run("route", str(run_id), "--threshold", "1.01")
+    rc, out = cli.run("route", str(run_id), "--threshold", "1.0")
     if rc != 0:
         fig.notes.append(f"route exited {rc}: {out[-300:]}")
         return
@@ -271,6 +271,8 @@ def phase_reviewer(
             if proc.returncode == -signal.SIGKILL:
                 fig.reviewer_kills += 1
         cli.tracebacks += out.count("Traceback")
+        if "Traceback" in out:
+            fig.notes.append(f"reviewer: {out[-500:]}")
         acked |= {int(line.split()[1]) for line in out.splitlines() if line.startswith("ACK ")}
         if "DONE" in out:
             break
