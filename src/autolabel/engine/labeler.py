@@ -37,7 +37,9 @@ class LabelOutcome:
     model: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
-    latency_ms: float = 0.0
+    latency_ms: float = 0.0  # wall time in the labeler, queueing included
+    model_ms: float | None = None  # the model's own time, summed over calls (None: cached)
+    content_hash: str | None = None  # the item content the answer was made on
     cache_hit: bool = False
     model_calls: int = 0  # requests sent to the model, failed ones included
     attempts: int = 0
@@ -168,6 +170,7 @@ class Labeler:
         )
         out.attempts += attempts
         out.model_calls += attempts
+        out.model_ms = (out.model_ms or 0.0) + response.latency_s * 1000
         out.cache_hit = False
         self._account(out, response)
         result = _score(self.ontology, response, item)

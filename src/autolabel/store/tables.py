@@ -1,8 +1,8 @@
 """Database tables (sqlmodel). SQLite by default; the same models run on PostgreSQL.
 
 JSON columns hold labels in their canonical form (see ``ontology/answers.py``).
-Times are timezone-aware UTC. Every table change needs a migration in
-``migrations.py`` (bump ``SCHEMA_VERSION``).
+Times are timezone-aware UTC. Every table change needs an Alembic revision in
+``migrations/versions`` (see ``store/README.md``: ``python -m autolabel.store.migrations new``).
 """
 
 from __future__ import annotations
@@ -88,6 +88,24 @@ class Run(SQLModel, table=True):
     cost_usd: float = 0.0
 
 
+class JobLease(SQLModel, table=True):
+    """Which process runs a job now: one row per ``run_key`` while a ``label`` holds it.
+
+    Kept alive by a heartbeat; a holder that stops beating (killed, host gone) loses
+    it when ``expires_at`` passes, or at once when its pid is dead on this host.
+    """
+
+    __tablename__ = "job_leases"
+    run_key: str = Field(primary_key=True)
+    run_id: int | None = None  # set once the run is opened or resumed
+    token: str  # the holder's secret: renew and release only with it
+    host: str
+    pid: int
+    started_at: datetime = _ts()
+    heartbeat_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
 class Prediction(SQLModel, table=True):
     __tablename__ = "predictions"
     __table_args__ = (UniqueConstraint("run_id", "item_id", name="uq_prediction_run_item"),)
@@ -105,11 +123,33 @@ class Prediction(SQLModel, table=True):
     prompt_hash: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
+    # Wall time the item spent in the labeler: includes waiting for a model worker,
+    # rate limits and retry back-off, so under load it is mostly queueing.
     latency_ms: float = 0.0
+    # The model's own time for the calls that produced this answer (measured where
+    # the model runs: the local runtime's worker thread, the HTTP call); None for
+    # cache hits and predictions stored before revision 0003.
+    model_ms: float | None = None
+    # The item content (hash) this answer was made on: a resume labels an item again
+    # when its content changed under the same id; audit flags older answers.
+    content_hash: str | None = None
     cache_hit: bool = False
     attempts: int = 1
     error: str | None = Field(default=None, sa_type=Text)
     raw: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _ts()
+
+
+class ItemChange(SQLModel, table=True):
+    """An item's content changed under the same id: the old content, kept for audit."""
+
+    __tablename__ = "item_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    run_id: int | None = None  # the run that read the new content
+    old_hash: str | None = None
+    new_hash: str
+    old_payload: Any = _json()
     created_at: datetime = _ts()
 
 
