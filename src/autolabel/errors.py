@@ -16,7 +16,8 @@ The CLI prints these without a traceback and exits non-zero.
     ├── AnswerError              the model's answer cannot be parsed or fails the schema
     │                            (control flow: the engine re-asks, bounded, then records failure)
     ├── StoreError               database problems (unreachable, migration needed)
-    │   └── NotFoundError        a run, item, gold set or task that does not exist
+    │   ├── NotFoundError        a run, item, gold set or task that does not exist
+    │   └── JobBusyError         the job is being run by another live process
     ├── ReviewError              queue misuse: claim held by another reviewer, nothing to undo
     └── EvaluationError          no gold overlap, incompatible task types
 """
@@ -107,6 +108,10 @@ class NotFoundError(StoreError):
     """A run, item, gold set or review task does not exist."""
 
 
+class JobBusyError(StoreError):
+    """Another live process holds the job's lease (one run per job at a time)."""
+
+
 class ReviewError(AutolabelError):
     """The review queue was used wrongly."""
 
@@ -122,6 +127,7 @@ __all__ = [
     "ConfigError",
     "EvaluationError",
     "InputError",
+    "JobBusyError",
     "ModelNotAvailableError",
     "NotFoundError",
     "OntologyError",

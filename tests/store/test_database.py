@@ -1,33 +1,14 @@
-"""Opening databases: schema versioning and clear errors."""
+"""Opening databases: clear errors, settings. (Schema revisions: test_migrations.py.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from autolabel.errors import ConfigError, StoreError
 from autolabel.settings import load_settings
 from autolabel.store import Database
-from autolabel.store.migrations import SCHEMA_VERSION
-
-
-def test_new_database_is_at_current_schema_and_reopens(sqlite_url: str) -> None:
-    db = Database(sqlite_url)
-    with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version FROM schema_info")).scalar_one() == SCHEMA_VERSION
-    db.dispose()
-    Database(sqlite_url).dispose()  # idempotent
-
-
-def test_database_from_a_newer_autolabel_is_refused(sqlite_url: str) -> None:
-    db = Database(sqlite_url)
-    with db.engine.begin() as conn:
-        conn.execute(text("UPDATE schema_info SET version = :v"), {"v": SCHEMA_VERSION + 1})
-    db.dispose()
-    with pytest.raises(StoreError, match="newer than this autolabel"):
-        Database(sqlite_url)
 
 
 def test_bad_urls_say_how_to_fix() -> None:

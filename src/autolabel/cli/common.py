@@ -34,4 +34,12 @@ def settings_from(config: Path | None = None, **overrides: Any) -> Settings:
 
 
 def open_db(settings: Settings) -> Database:
-    return Database(settings.database_url)
+    db = Database(settings.database_url)
+    state = db.schema
+    if state.applied and not state.fresh:
+        # Additive revisions are applied on open; say so, since the file changed.
+        err_console.print(
+            f"note: upgraded the database schema to {state.head} ({', '.join(state.applied)})",
+            highlight=False,
+        )
+    return db

@@ -26,9 +26,9 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from autolabel.cli import doctor, evaluate, labeling, reviewing
+    from autolabel.cli import db, doctor, evaluate, labeling, reviewing
 
-    for module in (labeling, reviewing, evaluate, doctor):
+    for module in (labeling, reviewing, evaluate, doctor, db):
         module.register(app)
 
 

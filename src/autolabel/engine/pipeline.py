@@ -33,6 +33,7 @@ from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import Ontology
 from autolabel.providers.base import Provider
 from autolabel.store.database import Database
+from autolabel.store.leases import Lease, acquire_job_lease
 from autolabel.store.tables import Dataset, Item, Prediction, Run, utcnow
 
 CHUNK = 256  # rows read, validated and upserted together
@@ -128,8 +129,26 @@ async def arun_job(job: LabelJob) -> RunSummary:
     db = job.db
     dataset_id = await asyncio.to_thread(_dataset_id, db, job)
     key = run_key(job, dataset_id, compiler)
+    # One run per job at a time: a second invocation stops here, naming the holder.
+    lease = await asyncio.to_thread(acquire_job_lease, db, key)
+    try:
+        return await _run_leased(job, compiler, dataset_id, key, lease, started)
+    finally:
+        await asyncio.to_thread(lease.release)
+
+
+async def _run_leased(
+    job: LabelJob,
+    compiler: PromptCompiler,
+    dataset_id: int,
+    key: str,
+    lease: Lease,
+    started: float,
+) -> RunSummary:
+    db = job.db
     run, resumed = await asyncio.to_thread(_open_run, db, job, dataset_id, key, compiler)
     assert run.id is not None
+    await asyncio.to_thread(lease.attach, run.id)
     labeler = Labeler(
         job.ontology,
         compiler,
@@ -203,6 +222,8 @@ async def arun_job(job: LabelJob) -> RunSummary:
         async def consume() -> None:
             nonlocal permanent_streak
             while (got := await work.get()) is not None:
+                if lease.lost.is_set() and not abort:
+                    abort.append(lease.lost_error())  # another process took the job over
                 if abort:
                     continue  # drain
                 item_id, payload = got

@@ -8,17 +8,22 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import Session, create_engine
 
 from autolabel.errors import StoreError
-from autolabel.store.migrations import migrate
+from autolabel.store.migrations import Mode, SchemaState, ensure_schema
 
 
 class Database:
-    """An engine plus session factory, migrated on open."""
+    """An engine plus session factory, migrated on open.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    ``schema``: ``auto`` creates a fresh database and applies additive revisions,
+    refusing others with the ``autolabel db upgrade`` hint; ``upgrade`` applies all;
+    ``none`` leaves the schema as it is (backup, check, status).
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, schema: Mode = "auto") -> None:
         self.url = url
         try:
             parsed = make_url(url)
@@ -44,10 +49,12 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            migrate(self.engine)
-        except OperationalError as exc:
+            self.schema: SchemaState = ensure_schema(self.engine, schema)
+        except SQLAlchemyError as exc:
+            self.engine.dispose()
+            reason = getattr(exc, "orig", None) or exc
             raise StoreError(
-                f"cannot open database {parsed.render_as_string(hide_password=True)}: {exc.orig}"
+                f"cannot open database {parsed.render_as_string(hide_password=True)}: {reason}"
             ) from exc
 
     @property
@@ -74,5 +81,5 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_database(url: str) -> Database:
-    return Database(url)
+def open_database(url: str, *, schema: Mode = "auto") -> Database:
+    return Database(url, schema=schema)

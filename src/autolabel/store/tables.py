@@ -1,8 +1,8 @@
 """Database tables (sqlmodel). SQLite by default; the same models run on PostgreSQL.
 
 JSON columns hold labels in their canonical form (see ``ontology/answers.py``).
-Times are timezone-aware UTC. Every table change needs a migration in
-``migrations.py`` (bump ``SCHEMA_VERSION``).
+Times are timezone-aware UTC. Every table change needs an Alembic revision in
+``migrations/versions`` (see ``store/README.md``: ``python -m autolabel.store.migrations new``).
 """
 
 from __future__ import annotations
@@ -86,6 +86,24 @@ class Run(SQLModel, table=True):
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+
+
+class JobLease(SQLModel, table=True):
+    """Which process runs a job now: one row per ``run_key`` while a ``label`` holds it.
+
+    Kept alive by a heartbeat; a holder that stops beating (killed, host gone) loses
+    it when ``expires_at`` passes, or at once when its pid is dead on this host.
+    """
+
+    __tablename__ = "job_leases"
+    run_key: str = Field(primary_key=True)
+    run_id: int | None = None  # set once the run is opened or resumed
+    token: str  # the holder's secret: renew and release only with it
+    host: str
+    pid: int
+    started_at: datetime = _ts()
+    heartbeat_at: datetime = _ts()
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
 
 
 class Prediction(SQLModel, table=True):
