@@ -35,14 +35,17 @@ DEFAULT_ACTORS = 2
 
 
 def batch_size_for(job: LabelJob) -> int:
-    # Several rounds of the actor's concurrency per batch keep its requests in flight
-    # while a batch's slowest items finish; bounded so a killed actor loses little.
-    return max(64, min(1024, job.concurrency * 4))
+    # A batch is the unit of commit (like the local writer's ``commit_every``) and of
+    # retry after a worker dies; several rounds of the actor's concurrency per batch keep
+    # its requests in flight while a batch's slowest items finish.
+    return min(1024, max(job.commit_every, job.concurrency * 4))
 
 
 def init_ray(address: str | None) -> None:
     import ray
 
+    # Ray Data logs each execution plan at INFO: noise next to our own summary.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray.is_initialized():
         return  # an embedding program (or the tests) already connected
     ray.init(
@@ -148,7 +151,8 @@ def _consume(
         .map_batches(
             LabelBatch,
             fn_constructor_kwargs={"cfg": cfg},
-            compute=ray.data.ActorPoolStrategy(size=actors),
+            # Start all actors; a small input may keep some idle (min 1 avoids Ray's warning).
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors),
             batch_size=size,
             batch_format="pyarrow",
             # The actor waits on the network, not on a core: don't let it hold one.
