@@ -7,14 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-ray = pytest.importorskip(
-    "ray", reason="Ray engine tests skipped: ray is not installed (pip install 'autolabel[ray]')"
-)
+SKIP_REASON = "Ray engine tests skipped: ray is not installed (pip install 'autolabel[ray]')"
 
 
 @pytest.fixture(scope="session")
 def ray_address() -> Iterator[str]:
     """Start Ray on 2 CPUs; yield its address, so a driver in a subprocess can join it."""
+    ray = pytest.importorskip("ray", reason=SKIP_REASON)
     ray.init(
         num_cpus=2,
         include_dashboard=False,

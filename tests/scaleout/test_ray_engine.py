@@ -31,7 +31,9 @@ from autolabel.store import Database
 from autolabel.store.leases import holder_of
 from autolabel.store.tables import Item, Prediction, Run
 from autolabel.testing import FakeOpenAIServer, default_responder
+from tests.scaleout.conftest import SKIP_REASON
 
+pytest.importorskip("ray.data", reason=SKIP_REASON)
 pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[2]
