@@ -263,10 +263,11 @@ def print_result(result: Any) -> None:
         console.print(f"[dim]note: {note}[/]")
     c = result.cost
     cost = "unpriced" if c["cost_per_item_usd"] is None else f"${c['cost_per_item_usd']:.6f}/item"
-    latency = c["latency_ms_per_item"]
+    model_ms, wall_ms = c.get("model_ms_per_item"), c.get("wall_ms_per_item")
     console.print(
-        f"tokens/item {c['tokens_per_item']:.1f} · latency "
-        f"{'–' if latency is None else f'{latency:.0f} ms'}/item · {cost}"
+        f"tokens/item {c['tokens_per_item']:.1f} · model latency "
+        f"{'–' if model_ms is None else f'{model_ms:.0f} ms'}/item"
+        f"{'' if wall_ms is None else f' (wall {wall_ms:.0f} ms with queueing)'} · {cost}"
     )
     if result.threshold:
         console.print(f"[bold]threshold:[/] {result.threshold['sentence']}")

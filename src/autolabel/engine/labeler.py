@@ -35,7 +35,8 @@ class LabelOutcome:
     model: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
-    latency_ms: float = 0.0
+    latency_ms: float = 0.0  # wall time in the labeler, queueing included
+    model_ms: float | None = None  # the model's own time, summed over calls (None: cached)
     cache_hit: bool = False
     model_calls: int = 0
     attempts: int = 0
@@ -145,6 +146,7 @@ class Labeler:
         )
         out.attempts += attempts
         out.model_calls += 1
+        out.model_ms = (out.model_ms or 0.0) + response.latency_s * 1000
         out.cache_hit = False
         self._account(out, response)
         if key is not None:

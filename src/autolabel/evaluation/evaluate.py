@@ -45,6 +45,7 @@ class Pair:
     tokens_in: int = 0
     tokens_out: int = 0
     latency_ms: float = 0.0
+    model_ms: float | None = None
     cache_hit: bool = False
     error: str | None = None
 
@@ -114,6 +115,7 @@ def load_pairs(session: Session, run: Run, gold: GoldSet) -> tuple[list[Pair], i
                 tokens_in=p.tokens_in,
                 tokens_out=p.tokens_out,
                 latency_ms=p.latency_ms,
+                model_ms=p.model_ms,
                 cache_hit=p.cache_hit,
                 error=p.error,
             )
@@ -284,7 +286,10 @@ def cost_summary(pairs: list[Pair], run: Run, settings: Settings | None) -> dict
     n = len(pairs) or 1
     tokens_in = sum(p.tokens_in for p in pairs)
     tokens_out = sum(p.tokens_out for p in pairs)
-    latency = [p.latency_ms for p in pairs if not p.cache_hit]
+    wall = [p.latency_ms for p in pairs if not p.cache_hit]
+    model = [p.model_ms for p in pairs if not p.cache_hit and p.model_ms is not None]
+    model_ms = sum(model) / len(model) if model else None
+    wall_ms = sum(wall) / len(wall) if wall else None
     prices = (settings.prices if settings else {}).get(run.model)
     cost = None
     if prices is not None:
@@ -299,7 +304,11 @@ def cost_summary(pairs: list[Pair], run: Run, settings: Settings | None) -> dict
         "tokens_in": tokens_in,
         "tokens_out": tokens_out,
         "tokens_per_item": (tokens_in + tokens_out) / n,
-        "latency_ms_per_item": sum(latency) / len(latency) if latency else None,
+        # The model's own time per item; runs stored before model_ms existed fall
+        # back to the wall time (which includes queueing).
+        "latency_ms_per_item": model_ms if model_ms is not None else wall_ms,
+        "model_ms_per_item": model_ms,
+        "wall_ms_per_item": wall_ms,
         "cache_hits": sum(p.cache_hit for p in pairs),
         "cost_usd": cost,
         "cost_per_item_usd": cost / n if cost is not None else None,

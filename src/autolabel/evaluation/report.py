@@ -247,13 +247,22 @@ def eval_doc(result: EvalResult, out_dir: Path) -> Doc:
     c = result.cost
     doc.h("Cost and speed")
     doc.table(
-        ["tokens in", "tokens out", "tokens/item", "latency ms/item", "cost/item (USD)", "items/s"],
+        [
+            "tokens in",
+            "tokens out",
+            "tokens/item",
+            "model ms/item",
+            "wall ms/item (with queueing)",
+            "cost/item (USD)",
+            "items/s",
+        ],
         [
             [
                 c["tokens_in"],
                 c["tokens_out"],
                 c["tokens_per_item"],
-                c["latency_ms_per_item"],
+                c.get("model_ms_per_item"),
+                c.get("wall_ms_per_item", c["latency_ms_per_item"]),
                 c["cost_per_item_usd"],
                 c["items_per_s"],
             ]

@@ -17,6 +17,7 @@ import jinja2
 from autolabel.errors import ConfigError
 from autolabel.hashing import stable_hash
 from autolabel.ontology.answers import answer_prefix, answer_schema, format_answer
+from autolabel.ontology.neutralise import neutralise
 from autolabel.ontology.schema import Ontology, TaskType
 
 
@@ -107,7 +108,10 @@ class PromptCompiler:
         return "".join(render(ctx)).strip()
 
     def compile(self, item: dict[str, Any]) -> CompiledPrompt:
-        shown = {name: as_text(item.get(name, "")) for name in self.ontology.input.fields}
+        # Defused, so no item can close the data section or open a chat turn.
+        shown = {
+            name: neutralise(as_text(item.get(name, ""))) for name in self.ontology.input.fields
+        }
         messages: list[dict[str, str]] = [{"role": "system", "content": self._system}]
         for example in self.ontology.examples:
             ex_item = {name: example.input.get(name, "") for name in self.ontology.input.fields}

@@ -123,7 +123,13 @@ class Prediction(SQLModel, table=True):
     prompt_hash: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
+    # Wall time the item spent in the labeler: includes waiting for a model worker,
+    # rate limits and retry back-off, so under load it is mostly queueing.
     latency_ms: float = 0.0
+    # The model's own time for the calls that produced this answer (measured where
+    # the model runs: the local runtime's worker thread, the HTTP call); None for
+    # cache hits and predictions stored before revision 0003.
+    model_ms: float | None = None
     cache_hit: bool = False
     attempts: int = 1
     error: str | None = Field(default=None, sa_type=Text)
