@@ -15,6 +15,14 @@ large item count, each in a fresh process (memory should be flat in the item cou
     python bench/throughput.py                 # full run (100k-item memory case: minutes)
     python bench/throughput.py --quick         # < 2 minutes
     python bench/throughput.py --latency 0.05 --items 2000 --concurrency 16,64,256
+    python bench/throughput.py --engine ray    # local engine vs Ray with 1 and 2 actors
+
+With ``--engine ray`` it starts a local Ray runtime (needs ``autolabel[ray]``) and runs
+the same job on the local engine and on Ray with 1 and 2 labeling actors, at two item
+counts: items/s at the larger count, and the per-item CPU cost of each path as the
+slope between the two counts (so Ray's fixed start-up — actor processes, imports — is
+not charged per item). CPU is that of the whole process tree (driver, Ray's daemons,
+its workers and actors, reaped children included), less the fake server's.
 """
 
 from __future__ import annotations
@@ -180,6 +188,138 @@ def run_engine(url: str, n: int, concurrency: int, workdir: Path) -> Result:
     return Result(n, wall, cpu)
 
 
+# -- the Ray engine -----------------------------------------------------------------------------
+
+
+def _tree_cpu_s(exclude: set[int]) -> float:
+    """CPU seconds of this process and all its descendants (Linux /proc), reaped ones too.
+
+    A dead actor's CPU shows in its parent's cutime/cstime once reaped, so summing
+    utime+stime+cutime+cstime over the live tree counts every process once.
+    """
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(x) for x in fields[11:15]) / tick
+    total = 0.0
+    for pid in times:
+        p = pid
+        while p not in (0, 1) and p not in exclude:
+            if p == os.getpid():
+                total += times[pid]
+                break
+            p = parents.get(p, 0)
+    return total
+
+
+def run_job_measured(url: str, n: int, concurrency: int, workdir: Path, actors: int, server: int):
+    """One job (``actors`` 0 = the local engine): (wall s, tree CPU s)."""
+    from autolabel.engine.pipeline import LabelJob, run_job
+    from autolabel.providers.openai import OpenAIProvider
+    from autolabel.scaleout.driver import run_job_on_ray
+    from autolabel.store.database import Database
+
+    tag = f"{n}_{concurrency}_{actors}_{time.monotonic_ns()}"
+    data = write_dataset(workdir / f"items_{tag}.jsonl", n)
+    db = Database(f"sqlite:///{workdir / f'bench_{tag}.db'}")
+    provider = OpenAIProvider("fake-model", base_url=url, max_connections=max(concurrency, 16))
+    job = LabelJob(
+        ontology=ONTOLOGY,
+        data=data,
+        provider=provider,
+        db=db,
+        cache=None,
+        concurrency=concurrency,
+        id_column="id",
+        progress=False,
+        commit_every=256,  # Ray's batch: the unit of commit and of retry
+    )
+    w0, c0 = time.perf_counter(), _tree_cpu_s({server})
+    summary = run_job(job) if actors == 0 else run_job_on_ray(job, actors=actors)
+    wall, cpu = time.perf_counter() - w0, _tree_cpu_s({server}) - c0
+    if summary.n_labeled != n:
+        raise RuntimeError(f"labeled {summary.n_labeled} of {n} ({summary.n_failed} failed)")
+    return wall, cpu
+
+
+def ray_section(args: argparse.Namespace) -> None:
+    from autolabel.scaleout import ray_available
+    from autolabel.scaleout.driver import init_ray
+
+    if not ray_available():
+        print("ray is not installed: pip install 'autolabel[ray]'")
+        return
+    small, large = (int(x) for x in args.ray_items.split(","))
+    c = int(args.concurrency.split(",")[0])
+    t0 = time.perf_counter()
+    init_ray(None)
+    print(f"local Ray runtime started in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"\n== local engine vs Ray, latency {args.latency * 1000:.0f} ms, concurrency {c} "
+        f"(per actor), items {small} and {large}, best of {args.repeat} =="
+    )
+    print(_row("engine", "items/s", "ideal/s", "wall s", "cpu s", "cpu ms/item", "vs local"))
+    with fake_server(args.latency) as url, tempfile.TemporaryDirectory() as tmp:
+        server = _server_pid()
+        run_bare(url, 32, 8)  # warm-up
+        local_slope = None
+        for actors in (0, 1, 2):
+            name = "local" if actors == 0 else f"ray x{actors}"
+            runs = {
+                n: [
+                    run_job_measured(url, n, c, Path(tmp), actors, server)
+                    for _ in range(args.repeat)
+                ]
+                for n in (small, large)
+            }
+            best = {n: min(r, key=lambda x: x[0]) for n, r in runs.items()}
+            cpu_small = min(cpu for _, cpu in runs[small])
+            cpu_large = min(cpu for _, cpu in runs[large])
+            slope = (cpu_large - cpu_small) / (large - small) * 1000
+            local_slope = local_slope or slope
+            wall, cpu = best[large]
+            ideal = c * max(actors, 1) / args.latency
+            print(
+                _row(
+                    name,
+                    f"{large / wall:.1f}",
+                    f"{ideal:.0f}",
+                    f"{wall:.2f}",
+                    f"{cpu:.2f}",
+                    f"{slope:.2f}",
+                    f"{slope / local_slope:.2f}x",
+                ),
+                flush=True,
+            )
+            fixed = cpu_small - slope * small / 1000
+            print(f"{'':>11} fixed CPU per job (intercept) {fixed:.2f} s", flush=True)
+
+
+def _server_pid() -> int:
+    """The fake server's pid, a child of this process (its CPU is the endpoint's)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if b"autolabel.testing" in cmd and ppid == os.getpid():
+                return int(entry.name)
+    raise RuntimeError("the fake server process was not found")
+
+
 def _peak_rss_mb() -> float:
     # ru_maxrss is KiB on Linux, bytes on macOS.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -329,6 +469,13 @@ def main(argv: list[str] | None = None) -> None:
         help="also time the bare loop with AsyncOpenAI's own default HTTP client",
     )
     parser.add_argument("--skip-engine", action="store_true", help="baseline only")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: compare the local engine with Ray (1 and 2 actors) instead",
+    )
+    parser.add_argument("--ray-items", default="300,1500", help="small,large item counts (ray)")
     parser.add_argument("--quick", action="store_true", help="small sizes: < 2 minutes")
     parser.add_argument("--_memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -349,6 +496,9 @@ def main(argv: list[str] | None = None) -> None:
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, openai {openai.__version__} "
         f"over {_HTTP.__name__} {_HTTP.__version__}, load average {os.getloadavg()[0]:.1f}"
     )
+    if args.engine == "ray":
+        ray_section(args)
+        return
     if args.only in (None, "throughput"):
         throughput_section(args, levels, engine)
     if args.only in (None, "slow"):
