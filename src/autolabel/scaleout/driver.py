@@ -108,7 +108,12 @@ def _consume(
     from ray.exceptions import RayTaskError
 
     from autolabel.scaleout.source import JobSource
-    from autolabel.scaleout.workers import LabelBatch, StageConfig, prepare_batch, provider_spec
+    from autolabel.scaleout.workers import (
+        StageConfig,
+        label_batch_class,
+        prepare_batch,
+        provider_spec,
+    )
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # our own progress bar counts items, not blocks
@@ -149,8 +154,7 @@ def _consume(
         ray.data.read_datasource(source)
         .map_batches(prepare_batch, fn_kwargs={"cfg": cfg}, batch_size=size, batch_format="pyarrow")
         .map_batches(
-            LabelBatch,
-            fn_constructor_kwargs={"cfg": cfg},
+            label_batch_class(cfg),
             # Start all actors; a small input may keep some idle (min 1 avoids Ray's warning).
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors),
             batch_size=size,

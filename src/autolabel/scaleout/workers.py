@@ -194,7 +194,11 @@ def _prepare_with_retry(
 class LabelBatch:
     """A Ray Data callable class: one provider, cache, labeler and event loop per actor."""
 
-    def __init__(self, cfg: StageConfig) -> None:
+    bound_cfg: StageConfig | None = None  # set by :func:`label_batch_class`
+
+    def __init__(self, cfg: StageConfig | None = None) -> None:
+        cfg = cfg or self.bound_cfg
+        assert cfg is not None, "use label_batch_class(cfg)"
         self.cfg = cfg
         compiler = PromptCompiler(cfg.ontology, template=cfg.template)
         if compiler.prompt_hash != cfg.prompt_hash:
@@ -272,6 +276,16 @@ class LabelBatch:
         if loop is not None and loop.is_running():
             asyncio.run_coroutine_threadsafe(self.provider.aclose(), loop)
             loop.call_soon_threadsafe(loop.stop)
+
+
+def label_batch_class(cfg: StageConfig) -> type[LabelBatch]:
+    """``LabelBatch`` with ``cfg`` bound in the class, which Ray ships by value.
+
+    Constructor arguments would live in the object store, and an actor restarted after
+    its process died cannot be rebuilt once they are gone (Ray warns about exactly this);
+    a class travels with the actor's definition instead.
+    """
+    return type("LabelBatch", (LabelBatch,), {"bound_cfg": cfg})
 
 
 def _upsert(db: Database, table: Table, rows: list[dict[str, Any]]) -> Any:
