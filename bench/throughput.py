@@ -192,34 +192,39 @@ def run_engine(url: str, n: int, concurrency: int, workdir: Path) -> Result:
 
 
 def _tree_cpu_s(exclude: set[int]) -> float:
-    """CPU seconds of this process and all its descendants (Linux /proc), reaped ones too.
+    """CPU seconds spent on items: this process and its Ray workers (Linux /proc).
 
-    A dead actor's CPU shows in its parent's cutime/cstime once reaped, so summing
-    utime+stime+cutime+cstime over the live tree counts every process once.
+    Counted: this process (the driver, or the local engine), every live Ray worker or
+    actor (``ray::…``), and the workers that already exited (reaped by the raylet, so
+    in its cutime/cstime). Not counted: the fake server and Ray's daemons' own time
+    (GCS, raylet, monitors), which poll at a rate set by the clock, not by the items,
+    and on a cluster run on the head node.
     """
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
+    procs: dict[int, tuple[int, bytes, list[int]]] = {}
     tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes()
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        times[pid] = sum(int(x) for x in fields[11:15]) / tick
-    total = 0.0
-    for pid in times:
+        procs[int(entry.name)] = (int(fields[1]), cmd, [int(x) for x in fields[11:15]])
+    me = os.getpid()
+    total = 0
+    for pid, (_, cmd, (ut, st, cut, cst)) in procs.items():
         p = pid
-        while p not in (0, 1) and p not in exclude:
-            if p == os.getpid():
-                total += times[pid]
-                break
-            p = parents.get(p, 0)
-    return total
+        while p not in (0, 1, me) and p not in exclude:
+            p = procs[p][0] if p in procs else 0
+        if p != me:
+            continue  # not ours, or the server's tree
+        if pid == me or cmd.startswith(b"ray::"):
+            total += ut + st + cut + cst
+        elif b"/raylet" in cmd.split(b"\0")[0]:
+            total += cut + cst  # exited workers and actors
+    return total / tick
 
 
 def run_job_measured(url: str, n: int, concurrency: int, workdir: Path, actors: int, server: int):
@@ -261,43 +266,39 @@ def ray_section(args: argparse.Namespace) -> None:
         return
     small, large = (int(x) for x in args.ray_items.split(","))
     c = int(args.concurrency.split(",")[0])
-    t0 = time.perf_counter()
-    init_ray(None)
-    print(f"local Ray runtime started in {time.perf_counter() - t0:.1f} s")
     print(
         f"\n== local engine vs Ray, latency {args.latency * 1000:.0f} ms, concurrency {c} "
         f"(per actor), items {small} and {large}, best of {args.repeat} =="
     )
-    print(
-        _row("engine", "items/s", "steady/s", "ideal/s", "wall s", "cpu s", "cpu ms/item")
-        + _row("vs local")
-    )
     with fake_server(args.latency) as url, tempfile.TemporaryDirectory() as tmp:
         server = _server_pid()
         run_bare(url, 32, 8)  # warm-up
-        # Ray's first job starts its worker processes: not a per-job cost, keep it out.
-        t0 = time.perf_counter()
-        run_job_measured(url, 64, c, Path(tmp), 2, server)
-        print(f"(Ray warm-up job: {time.perf_counter() - t0:.1f} s)", flush=True)
-        # Ray's daemons poll even when idle: measure that rate and take it out of every
-        # run (local ones too: the daemons are in the tree for all), leaving work per item.
-        c0 = _tree_cpu_s({server})
-        time.sleep(args.idle_s)
-        idle = (_tree_cpu_s({server}) - c0) / args.idle_s
-        print(f"(idle Ray runtime: {idle * 100:.1f}% of a core, subtracted below)", flush=True)
-        local_slope = None
+        rows = []
         for actors in (0, 1, 2):
-            name = "local" if actors == 0 else f"ray x{actors}"
+            if actors == 1:
+                # The local engine ran before Ray existed: its daemons did not compete.
+                t0 = time.perf_counter()
+                init_ray(None)
+                print(f"(local Ray runtime started in {time.perf_counter() - t0:.1f} s)")
+                # Ray's first job starts its worker processes: not a per-job cost.
+                t0 = time.perf_counter()
+                run_job_measured(url, 64, c, Path(tmp), 2, server)
+                print(f"(Ray warm-up job: {time.perf_counter() - t0:.1f} s)", flush=True)
             runs = {
                 n: [
-                    (w, cpu - idle * w)
-                    for w, cpu in (
-                        run_job_measured(url, n, c, Path(tmp), actors, server)
-                        for _ in range(args.repeat)
-                    )
+                    run_job_measured(url, n, c, Path(tmp), actors, server)
+                    for _ in range(args.repeat)
                 ]
                 for n in (small, large)
             }
+            rows.append((actors, runs))
+        print(
+            _row("engine", "items/s", "steady/s", "ideal/s", "wall s", "cpu s", "cpu ms/item")
+            + _row("vs local")
+        )
+        local_slope = None
+        for actors, runs in rows:
+            name = "local" if actors == 0 else f"ray x{actors}"
             best = {n: min(r, key=lambda x: x[0]) for n, r in runs.items()}
             cpu_small = min(cpu for _, cpu in runs[small])
             cpu_large = min(cpu for _, cpu in runs[large])
@@ -315,7 +316,8 @@ def ray_section(args: argparse.Namespace) -> None:
             fixed = cpu_small - slope * small / 1000
             print(
                 f"{'':>11} per job: {best[small][0]:.1f} s wall for {small} items, "
-                f"fixed CPU (intercept) {fixed:.2f} s",
+                f"fixed CPU (intercept) {fixed:.2f} s; cpu ms/item at {large}: "
+                f"{cpu / large * 1000:.2f}",
                 flush=True,
             )
 
@@ -491,7 +493,6 @@ def main(argv: list[str] | None = None) -> None:
         help="ray: compare the local engine with Ray (1 and 2 actors) instead",
     )
     parser.add_argument("--ray-items", default="300,2000", help="small,large item counts (ray)")
-    parser.add_argument("--idle-s", type=float, default=5.0, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes: < 2 minutes")
     parser.add_argument("--_memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
