@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from autolabel.engine.export import export_run
 from autolabel.engine.pipeline import LabelJob, run_job
-from autolabel.errors import JobBusyError
+from autolabel.errors import InputError, JobBusyError
 from autolabel.ontology import load_ontology
 from autolabel.providers.openai import OpenAIProvider
 from autolabel.review.routing import route
@@ -230,3 +230,28 @@ def test_driver_killed_mid_run_resumes_with_one_prediction_per_item(
 def _labeled(db: Database) -> int:
     with db.session() as s:
         return s.execute(select(func.count()).select_from(Prediction)).scalar_one()
+
+
+def test_bad_rows_are_reported_like_the_local_engine_or_fail_the_run(
+    ray_address: str, tmp_path: Path
+) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    data = _data(tmp_path, 12)
+    lines = data.read_text().splitlines()
+    lines[4] = "r4,"  # data row 4: empty text
+    data.write_text("\n".join(lines) + "\n")
+    with FakeOpenAIServer() as srv:
+        summary = run_job_on_ray(_job(srv, db, data), actors=1)
+        assert (summary.n_labeled, summary.n_bad_rows) == (11, 1)
+        assert [(b.row, b.field) for b in summary.bad_rows] == [(4, "text")]
+        with pytest.raises(InputError, match=r"reviews.csv: row 4, field 'text': empty text"):
+            run_job_on_ray(_job(srv, db, data, on_bad_row="fail", new_run=True), actors=1)
+
+
+def test_unknown_engine_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from autolabel.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["label", "sst2", str(_data(tmp_path, 2)), "--engine", "spark"])
+    assert done.value.code == 2
+    assert "--engine must be 'local' or 'ray'" in capsys.readouterr().err

@@ -109,8 +109,8 @@ def _consume(
 
     from autolabel.scaleout.source import JobSource
     from autolabel.scaleout.workers import (
+        LabelBatch,
         StageConfig,
-        label_batch_class,
         prepare_batch,
         provider_spec,
     )
@@ -154,7 +154,8 @@ def _consume(
         ray.data.read_datasource(source)
         .map_batches(prepare_batch, fn_kwargs={"cfg": cfg}, batch_size=size, batch_format="pyarrow")
         .map_batches(
-            label_batch_class(cfg),
+            LabelBatch,
+            fn_constructor_kwargs={"cfg": cfg},
             # Start all actors; a small input may keep some idle (min 1 avoids Ray's warning).
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors),
             batch_size=size,

@@ -194,11 +194,7 @@ def _prepare_with_retry(
 class LabelBatch:
     """A Ray Data callable class: one provider, cache, labeler and event loop per actor."""
 
-    bound_cfg: StageConfig | None = None  # set by :func:`label_batch_class`
-
-    def __init__(self, cfg: StageConfig | None = None) -> None:
-        cfg = cfg or self.bound_cfg
-        assert cfg is not None, "use label_batch_class(cfg)"
+    def __init__(self, cfg: StageConfig) -> None:
         self.cfg = cfg
         compiler = PromptCompiler(cfg.ontology, template=cfg.template)
         if compiler.prompt_hash != cfg.prompt_hash:
@@ -261,11 +257,13 @@ class LabelBatch:
     def _commit(self, outcomes: list[LabelOutcome]) -> None:
         now = utcnow()
         rows = [prediction_row(self.cfg.run_id, self.cfg.prompt_hash, o, now) for o in outcomes]
-        stmt = _upsert(self.db, self.table, rows)
+        stmt = _upsert(self.db, self.table)
         for attempt in range(5):
             try:
                 with self.db.engine.begin() as conn:
-                    conn.execute(stmt)
+                    # executemany of one cached statement: the driver batches the rows
+                    # (a 256-row VALUES literal would be compiled anew for every batch).
+                    conn.execute(stmt, rows)
                 return
             except OperationalError:  # SQLite busy past its timeout: try the batch again
                 if attempt == 4:
@@ -278,22 +276,12 @@ class LabelBatch:
             loop.call_soon_threadsafe(loop.stop)
 
 
-def label_batch_class(cfg: StageConfig) -> type[LabelBatch]:
-    """``LabelBatch`` with ``cfg`` bound in the class, which Ray ships by value.
-
-    Constructor arguments would live in the object store, and an actor restarted after
-    its process died cannot be rebuilt once they are gone (Ray warns about exactly this);
-    a class travels with the actor's definition instead.
-    """
-    return type("LabelBatch", (LabelBatch,), {"bound_cfg": cfg})
-
-
-def _upsert(db: Database, table: Table, rows: list[dict[str, Any]]) -> Any:
+def _upsert(db: Database, table: Table) -> Any:
     if db.is_sqlite:
         from sqlalchemy.dialects.sqlite import insert
     else:
         from sqlalchemy.dialects.postgresql import insert
-    stmt = insert(table).values(rows)
+    stmt = insert(table)
     keys = {"run_id", "item_id", "id"}
     return stmt.on_conflict_do_update(
         index_elements=["run_id", "item_id"],
