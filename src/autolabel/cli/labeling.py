@@ -273,7 +273,11 @@ def print_summary(summary: RunSummary, job: LabelJob) -> None:
         table.add_row("bad rows skipped", f"{summary.n_bad_rows:,}")
     if summary.n_duplicates:
         table.add_row("repeated rows", f"{summary.n_duplicates:,}")
+    if summary.n_changed:
+        table.add_row("changed since labeled (redone)", f"{summary.n_changed:,}")
     console.print(table)
+    for note in summary.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     for bad in summary.bad_rows[:10]:
         err_console.print(f"[yellow]skipped[/] {job.data}: {bad.message}", highlight=False)
     if summary.n_bad_rows > 10:

@@ -205,12 +205,25 @@ def audit(
         preds.add_row(
             f"{p.run_id}" + (f" ({p.run_name})" if p.run_name else ""),
             p.model,
-            _short(p.label),
+            _short(p.label) + ("" if p.on_current_content else " (earlier content)"),
             "–" if p.confidence is None else f"{p.confidence:.3f}",
             p.method or "",
             _short(p.error or "", 40),
         )
     console.print(preds)
+    stale = [p.run_id for p in h.predictions if not p.on_current_content]
+    if stale:
+        console.print(
+            f"[yellow]flag:[/] the prediction(s) of run {', '.join(map(str, stale))} were made "
+            "on earlier content of this item (it changed under the same id)"
+        )
+    for ch in h.changes:
+        console.print(
+            f"[yellow]content changed[/] {ch.created_at:%Y-%m-%d %H:%M:%S} UTC"
+            + (f" (seen by run {ch.run_id})" if ch.run_id else "")
+            + f"; before: {_short(ch.old_payload, 120)}",
+            highlight=False,
+        )
     tasks = Table(title="review tasks")
     for name in ("task", "queue", "reasons", "status", "final", "source", "honeypot"):
         tasks.add_column(name)

@@ -53,6 +53,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """Yield (row number, raw row) without validation."""
     if not path.exists():
         raise InputError(f"input file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a data file", hint="pass one data file")
     fmt = detect_format(path)
     if fmt == "csv":
         yield from _read_csv(path)
@@ -67,9 +69,10 @@ def _read_csv(path: Path) -> Iterator[tuple[int, Any]]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
-        if reader.fieldnames is None:
-            raise InputError(f"{path}: the file is empty (no header row)")
         try:
+            # Reading the header decodes the first bytes: it can fail like any row.
+            if reader.fieldnames is None:
+                raise InputError(f"{path}: the file is empty (no header row)")
             for i, row in enumerate(reader, start=1):
                 if None in row:  # more cells than header columns
                     row = {k: v for k, v in row.items() if k is not None}
@@ -81,13 +84,20 @@ def _read_csv(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     with path.open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield i, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield i, _Unparseable(str(exc))
+        i = 0
+        try:
+            for i, line in enumerate(fh, start=1):  # noqa: B007 - i names the bad line
+                if not line.strip():
+                    continue
+                try:
+                    yield i, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield i, _Unparseable(str(exc))
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{path}: line {i + 1} is not UTF-8 text: {exc}",
+                hint="save the file as UTF-8",
+            ) from exc
 
 
 def _read_parquet(path: Path) -> Iterator[tuple[int, Any]]:

@@ -37,6 +37,7 @@ class LabelOutcome:
     tokens_out: int = 0
     latency_ms: float = 0.0  # wall time in the labeler, queueing included
     model_ms: float | None = None  # the model's own time, summed over calls (None: cached)
+    content_hash: str | None = None  # the item content the answer was made on
     cache_hit: bool = False
     model_calls: int = 0
     attempts: int = 0

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import func, insert, select, update
 
 from autolabel.engine.cache import ResponseCache
+from autolabel.engine.datasets import dataset_for
 from autolabel.engine.inputs import InputItem, RowValidator, count_rows, read_rows
 from autolabel.engine.labeler import Labeler, LabelerOptions, LabelOutcome
 from autolabel.engine.limits import RateLimits
@@ -34,7 +35,7 @@ from autolabel.ontology.schema import Ontology
 from autolabel.providers.base import Provider
 from autolabel.store.database import Database
 from autolabel.store.leases import Lease, acquire_job_lease
-from autolabel.store.tables import Dataset, Item, Prediction, Run, utcnow
+from autolabel.store.tables import Item, ItemChange, Prediction, Run, utcnow
 
 CHUNK = 256  # rows read, validated and upserted together
 # Consecutive permanent refusals (bad key, unknown model) before the run stops early.
@@ -93,6 +94,8 @@ class RunSummary:
     methods: Counter[str] = field(default_factory=Counter)
     interrupted: bool = False
     cost_usd: float = 0.0
+    n_changed: int = 0  # items whose content changed since this run labeled them: redone
+    notes: list[str] = field(default_factory=list)
 
 
 def run_key(job: LabelJob, dataset_id: int, compiler: PromptCompiler) -> str:
@@ -127,12 +130,16 @@ async def arun_job(job: LabelJob) -> RunSummary:
     started = time.perf_counter()
     compiler = PromptCompiler(job.ontology, template=job.template)
     db = job.db
-    dataset_id = await asyncio.to_thread(_dataset_id, db, job)
+    dataset = await asyncio.to_thread(dataset_for, db, job.data, job.dataset, create=True)
+    dataset_id = int(dataset.id)  # type: ignore[arg-type]
     key = run_key(job, dataset_id, compiler)
     # One run per job at a time: a second invocation stops here, naming the holder.
     lease = await asyncio.to_thread(acquire_job_lease, db, key)
     try:
-        return await _run_leased(job, compiler, dataset_id, key, lease, started)
+        summary = await _run_leased(job, compiler, dataset_id, key, lease, started)
+        if dataset.note:
+            summary.notes.append(dataset.note)
+        return summary
     finally:
         await asyncio.to_thread(lease.release)
 
@@ -190,7 +197,7 @@ async def _run_leased(
         batch_size=job.commit_every,
         on_commit=lambda outs: in_flight.difference_update(o.item_id for o in outs),
     )
-    work: asyncio.Queue[tuple[int, dict[str, Any]] | None] = asyncio.Queue(
+    work: asyncio.Queue[tuple[int, dict[str, Any], str] | None] = asyncio.Queue(
         maxsize=job.concurrency * 2
     )
     abort: list[BaseException] = []
@@ -204,18 +211,19 @@ async def _run_leased(
                 chunk = await asyncio.to_thread(_take, rows, CHUNK)
                 if not chunk:
                     break
-                todo, done = await asyncio.to_thread(
+                todo, done, changed = await asyncio.to_thread(
                     _prepare_chunk, db, dataset_id, run.id, chunk, in_flight
                 )
+                summary.n_changed += changed
                 summary.n_items += len(chunk)
                 summary.already_done += done
                 summary.n_duplicates += len(chunk) - len(todo) - done
                 progress.skip(len(chunk) - len(todo))
-                for item_id, payload in todo:
+                for item_id, payload, content_hash in todo:
                     if abort:
                         return
                     in_flight.add(item_id)
-                    await work.put((item_id, payload))
+                    await work.put((item_id, payload, content_hash))
             for _ in range(job.concurrency):
                 await work.put(None)
 
@@ -226,8 +234,9 @@ async def _run_leased(
                     abort.append(lease.lost_error())  # another process took the job over
                 if abort:
                     continue  # drain
-                item_id, payload = got
+                item_id, payload, content_hash = got
                 outcome = await labeler.label(item_id, payload)
+                outcome.content_hash = content_hash  # what this answer was made on
                 _account(summary, outcome)
                 writer.put(outcome)
                 progress.update(
@@ -313,25 +322,6 @@ def _account(summary: RunSummary, o: LabelOutcome) -> None:
 # -- database steps (run in a worker thread) -----------------------------------------
 
 
-def find_dataset_id(db: Database, name: str) -> int | None:
-    with db.session() as s:
-        found = s.exec(select(Dataset).where(Dataset.name == name)).scalars().first()  # type: ignore[call-overload]
-        return None if found is None else int(found.id)
-
-
-def _dataset_id(db: Database, job: LabelJob) -> int:
-    """The dataset is named by ``--dataset``, else by the data file's stem."""
-    name = job.dataset or job.data.stem
-    found = find_dataset_id(db, name)
-    if found is not None:
-        return found
-    with db.session() as s:
-        ds = Dataset(name=name, source=str(job.data))
-        s.add(ds)
-        s.commit()
-        return int(ds.id)  # type: ignore[arg-type]
-
-
 def _open_run(
     db: Database, job: LabelJob, dataset_id: int, key: str, compiler: PromptCompiler
 ) -> tuple[Run, bool]:
@@ -371,8 +361,9 @@ def _open_run(
 
 def _prepare_chunk(
     db: Database, dataset_id: int, run_id: int, chunk: list[InputItem], in_flight: set[int]
-) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-    """Upsert the chunk's items; return those still to label and how many are done."""
+) -> tuple[list[tuple[int, dict[str, Any], str]], int, int]:
+    """Upsert the chunk's items; return those still to label, how many are done, and
+    how many this run had labeled on content that has since changed (labeled again)."""
     ext = [c.external_id for c in chunk]
     with db.engine.begin() as conn:
         existing = {
@@ -389,12 +380,28 @@ def _prepare_chunk(
         for c in chunk:
             if c.external_id in existing or c.external_id in seen:
                 if c.external_id in existing and existing[c.external_id][1] != c.content_hash:
-                    # Same id, new content: keep the item current for later runs.
+                    # Same id, new content: keep the item current, and its old content
+                    # in item_changes so audit can show what an earlier label saw.
+                    item_id, old_hash = existing[c.external_id]
+                    old = conn.execute(
+                        select(Item.payload).where(Item.id == item_id)  # type: ignore[arg-type]
+                    ).scalar_one()
+                    conn.execute(
+                        insert(ItemChange).values(
+                            item_id=item_id,
+                            run_id=run_id,
+                            old_hash=old_hash,
+                            new_hash=c.content_hash,
+                            old_payload=old,
+                            created_at=utcnow(),
+                        )
+                    )
                     conn.execute(
                         update(Item)
-                        .where(Item.id == existing[c.external_id][0])  # type: ignore[arg-type]
+                        .where(Item.id == item_id)  # type: ignore[arg-type]
                         .values(payload=c.payload, content_hash=c.content_hash)
                     )
+                    existing[c.external_id] = (item_id, c.content_hash)
                 continue
             seen.add(c.external_id)
             new_rows.append(
@@ -417,27 +424,31 @@ def _prepare_chunk(
             ):
                 existing[row.external_id] = (row.id, None)
         ids = [existing[c.external_id][0] for c in chunk]
+        # item -> the content hash its good prediction in this run was made on
+        # (None: stored before predictions recorded it; then trust it).
         done = {
-            row.item_id
+            row.item_id: row.content_hash
             for row in conn.execute(
-                select(Prediction.item_id).where(
+                select(Prediction.item_id, Prediction.content_hash).where(
                     Prediction.run_id == run_id,  # type: ignore[arg-type]
                     Prediction.item_id.in_(ids),  # type: ignore[attr-defined]
                     Prediction.error.is_(None),  # type: ignore[union-attr]
                 )
             )
         }
-    todo: list[tuple[int, dict[str, Any]]] = []
+    todo: list[tuple[int, dict[str, Any], str]] = []
     queued: set[int] = set()
-    n_done = 0
+    n_done = n_changed = 0
     for c in chunk:
         item_id = existing[c.external_id][0]
-        if item_id in done:
+        if item_id in done and done[item_id] in (None, c.content_hash):
             n_done += 1
         elif item_id not in in_flight and item_id not in queued:
+            if item_id in done:
+                n_changed += 1  # labeled on content that has changed since: label again
             queued.add(item_id)
-            todo.append((item_id, c.payload))
-    return todo, n_done
+            todo.append((item_id, c.payload, c.content_hash))
+    return todo, n_done, n_changed
 
 
 def _finish_run(db: Database, run_id: int, status: str, job: LabelJob, summary: RunSummary) -> None:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from autolabel.engine.cache import cache_key
+from autolabel.engine.datasets import dataset_for
 from autolabel.engine.inputs import RowValidator, read_rows
 from autolabel.engine.limits import estimate_tokens
-from autolabel.engine.pipeline import LabelJob, find_dataset_id, run_key
+from autolabel.engine.pipeline import LabelJob, run_key
 from autolabel.errors import BadRowError
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import TaskType
@@ -76,7 +77,7 @@ def plan_job(job: LabelJob) -> PlanReport:
         report.prompt_tokens * job.price_in_per_million
         + report.output_tokens * job.price_out_per_million
     ) / 1e6
-    dataset_id = find_dataset_id(job.db, job.dataset or job.data.stem)
+    dataset_id = dataset_for(job.db, job.data, job.dataset, create=False).id
     if dataset_id is None:  # never labeled: nothing to resume (and a dry run creates nothing)
         return report
     key = run_key(job, dataset_id, compiler)

@@ -110,6 +110,7 @@ def prediction_row(run_id: int, prompt_hash: str, o: LabelOutcome, now: Any) -> 
         "tokens_out": o.tokens_out,
         "latency_ms": round(o.latency_ms, 3),
         "model_ms": None if o.model_ms is None else round(o.model_ms, 3),
+        "content_hash": o.content_hash,
         "cache_hit": o.cache_hit,
         "attempts": o.attempts,
         "error": o.error,

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from autolabel.errors import ConfigError, NotFoundError
 from autolabel.review.transactions import aware
 from autolabel.store.database import Database
-from autolabel.store.tables import Decision, Item, Prediction, ReviewTask, Run
+from autolabel.store.tables import Decision, Item, ItemChange, Prediction, ReviewTask, Run
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,17 @@ class PredictionEntry:
     confidence: float | None
     method: str | None
     error: str | None
+    created_at: datetime
+    # False: made on content the item no longer has (it changed under the same id).
+    on_current_content: bool = True
+
+
+@dataclass(frozen=True)
+class ChangeEntry:
+    """The item's content changed under the same id (seen by ``run_id``)."""
+
+    run_id: int | None
+    old_payload: Any
     created_at: datetime
 
 
@@ -65,6 +76,7 @@ class ItemHistory:
     predictions: list[PredictionEntry] = field(default_factory=list)
     tasks: list[TaskEntry] = field(default_factory=list)
     decisions: list[DecisionEntry] = field(default_factory=list)
+    changes: list[ChangeEntry] = field(default_factory=list)
 
 
 def find_item(db: Database, ref: str, dataset_id: int | None = None) -> Item:
@@ -109,8 +121,13 @@ def item_history(db: Database, ref: str, dataset_id: int | None = None) -> ItemH
                     pred.method,
                     pred.error,
                     aware(pred.created_at),
+                    pred.content_hash in (None, item.content_hash),
                 )  # type: ignore[arg-type]
             )
+        for ch in s.exec(
+            select(ItemChange).where(ItemChange.item_id == item.id).order_by(col(ItemChange.id))
+        ):
+            history.changes.append(ChangeEntry(ch.run_id, ch.old_payload, aware(ch.created_at)))
         for t in s.exec(
             select(ReviewTask).where(ReviewTask.item_id == item.id).order_by(col(ReviewTask.id))
         ):

@@ -14,13 +14,13 @@ import logging
 import time
 from typing import Any
 
+from autolabel.engine.datasets import dataset_for
 from autolabel.engine.inputs import count_rows
 from autolabel.engine.labeler import LabelerOptions
 from autolabel.engine.pipeline import (
     CIRCUIT_BREAKER,
     LabelJob,
     RunSummary,
-    _dataset_id,
     _finish_run,
     _open_run,
     run_key,
@@ -66,7 +66,8 @@ def run_job_on_ray(
     started = time.perf_counter()
     compiler = PromptCompiler(job.ontology, template=job.template)
     db = job.db
-    dataset_id = _dataset_id(db, job)
+    dataset = dataset_for(db, job.data, job.dataset, create=True)
+    dataset_id = int(dataset.id)  # type: ignore[arg-type]
     key = run_key(job, dataset_id, compiler)
     lease = acquire_job_lease(db, key)  # same job identity, same one-run-per-job rule
     try:
@@ -89,6 +90,8 @@ def run_job_on_ray(
             summary.interrupted = interrupted
         if abort:
             raise abort[0]
+        if dataset.note:
+            summary.notes.append(dataset.note)
         return summary
     finally:
         lease.release()
@@ -191,6 +194,9 @@ def _consume(
 
 def _account(summary: RunSummary, r: dict[str, Any], progress: RunProgress, streak: int) -> int:
     status = r["status"]
+    if status == "changed":  # a count, not an item: labeled again on new content
+        summary.n_changed += 1
+        return streak
     if status == "bad":
         summary.n_bad_rows += 1
         if len(summary.bad_rows) < 100:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Table
+from sqlalchemy import Table, or_
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from autolabel.engine.cache import ResponseCache
@@ -37,9 +37,10 @@ from autolabel.store.tables import Prediction, utcnow
 
 PREPARED = pa.schema(
     [
-        ("status", pa.string()),  # todo | done | dup | bad
+        ("status", pa.string()),  # todo | done | dup | bad | changed (a count)
         ("item_id", pa.int64()),
         ("payload", pa.string()),
+        ("content_hash", pa.string()),
         ("row", pa.int64()),
         ("field", pa.string()),
         ("message", pa.string()),
@@ -167,16 +168,20 @@ def prepare_batch(batch: pa.Table, cfg: StageConfig) -> pa.Table:
         if r["status"] == "bad"
     ]
     if chunk:
-        todo, n_done = _prepare_with_retry(worker_db(cfg.db_url), cfg, chunk)
-        out += [{"status": "todo", "item_id": i, "payload": json.dumps(p)} for i, p in todo]
+        todo, n_done, n_changed = _prepare_with_retry(worker_db(cfg.db_url), cfg, chunk)
+        out += [
+            {"status": "todo", "item_id": i, "payload": json.dumps(p), "content_hash": h}
+            for i, p, h in todo
+        ]
         out += [{"status": "done"}] * n_done
         out += [{"status": "dup"}] * (len(chunk) - len(todo) - n_done)
+        out += [{"status": "changed"}] * n_changed
     return pa.Table.from_pylist(out, schema=PREPARED)
 
 
 def _prepare_with_retry(
     db: Database, cfg: StageConfig, chunk: list[InputItem]
-) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+) -> tuple[list[tuple[int, dict[str, Any], str]], int, int]:
     # Two tasks may insert the same new external id at once (a repeated row in two
     # blocks): the loser's transaction rolls back and its retry finds the item.
     for attempt in range(5):
@@ -222,7 +227,11 @@ class LabelBatch:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
-        todo = [(r["item_id"], json.loads(r["payload"])) for r in rows if r["status"] == "todo"]
+        todo = [
+            (r["item_id"], json.loads(r["payload"]), r["content_hash"])
+            for r in rows
+            if r["status"] == "todo"
+        ]
         outcomes = asyncio.run_coroutine_threadsafe(self._label(todo), self.loop).result()
         if outcomes:
             self._commit(outcomes)
@@ -245,14 +254,16 @@ class LabelBatch:
         ]
         return pa.Table.from_pylist(out, schema=LABELED)
 
-    async def _label(self, todo: list[tuple[int, dict[str, Any]]]) -> list[LabelOutcome]:
+    async def _label(self, todo: list[tuple[int, dict[str, Any], str]]) -> list[LabelOutcome]:
         gate = asyncio.Semaphore(self.cfg.concurrency)
 
-        async def one(item_id: int, payload: dict[str, Any]) -> LabelOutcome:
+        async def one(item_id: int, payload: dict[str, Any], content_hash: str) -> LabelOutcome:
             async with gate:
-                return await self.labeler.label(item_id, payload)
+                outcome = await self.labeler.label(item_id, payload)
+            outcome.content_hash = content_hash  # what this answer was made on
+            return outcome
 
-        return list(await asyncio.gather(*(one(i, p) for i, p in todo)))
+        return list(await asyncio.gather(*(one(*t) for t in todo)))
 
     def _commit(self, outcomes: list[LabelOutcome]) -> None:
         now = utcnow()
@@ -286,8 +297,12 @@ def _upsert(db: Database, table: Table) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=["run_id", "item_id"],
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-        # One prediction per item: a retry replaces an earlier failure, never a label.
-        where=table.c.error.is_not(None),
+        # One prediction per item: a retry replaces an earlier failure, never a label made
+        # on the same content; a label made on content that has since changed is replaced.
+        where=or_(
+            table.c.error.is_not(None),
+            table.c.content_hash.is_distinct_from(stmt.excluded.content_hash),
+        ),
     )
 
 

@@ -130,10 +130,26 @@ class Prediction(SQLModel, table=True):
     # the model runs: the local runtime's worker thread, the HTTP call); None for
     # cache hits and predictions stored before revision 0003.
     model_ms: float | None = None
+    # The item content (hash) this answer was made on: a resume labels an item again
+    # when its content changed under the same id; audit flags older answers.
+    content_hash: str | None = None
     cache_hit: bool = False
     attempts: int = 1
     error: str | None = Field(default=None, sa_type=Text)
     raw: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _ts()
+
+
+class ItemChange(SQLModel, table=True):
+    """An item's content changed under the same id: the old content, kept for audit."""
+
+    __tablename__ = "item_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    run_id: int | None = None  # the run that read the new content
+    old_hash: str | None = None
+    new_hash: str
+    old_payload: Any = _json()
     created_at: datetime = _ts()
 
 
