@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _chaos():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("chaos", REPO / "bench" / "chaos.py")
+    spec = importlib.util.spec_from_file_location("bench_chaos", REPO / "bench" / "chaos.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_chaos"] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 

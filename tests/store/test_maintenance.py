@@ -93,3 +93,18 @@ def test_backup_on_postgresql_points_at_pg_dump(
     code, _, err = _cli(capsys, "db", "backup", str(tmp_path / "x.dump"))
     assert code == 2 and "pg_dump --format=custom" in err
     assert not (tmp_path / "x.dump").exists()
+
+
+def test_check_and_status_leave_an_old_database_as_it_is(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.store.test_migrations import _fill_v1
+
+    _fill_v1(sqlite_url)
+    monkeypatch.setenv("AUTOLABEL_DB", sqlite_url)
+    code, out, _ = _cli(capsys, "db", "check")
+    assert code == 0 and "run 1 (first): interrupted" in out
+    code, out, _ = _cli(capsys, "db", "status")
+    assert "pre-Alembic version 1" in out and "pending 0002 (applied automatically)" in out
+    code, out, _ = _cli(capsys, "db", "status")  # still not upgraded
+    assert "pre-Alembic version 1" in out

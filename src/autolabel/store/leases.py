@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from autolabel.errors import JobBusyError, StoreError
 from autolabel.store.database import Database
@@ -116,13 +116,18 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        with self.db.engine.begin() as conn:
-            conn.execute(
-                delete(JobLease).where(
-                    JobLease.run_key == self.run_key,  # type: ignore[arg-type]
-                    JobLease.token == self.token,  # type: ignore[arg-type]
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(
+                    delete(JobLease).where(
+                        JobLease.run_key == self.run_key,  # type: ignore[arg-type]
+                        JobLease.token == self.token,  # type: ignore[arg-type]
+                    )
                 )
-            )
+        except SQLAlchemyError:
+            # Runs in a finally: never mask the run's own error. Unreleased, the lease
+            # frees itself (dead pid or expiry).
+            pass
 
     def lost_error(self) -> StoreError:
         return StoreError(

@@ -112,7 +112,8 @@ def check(db: Database) -> CheckReport:
         from sqlmodel import select
 
         for run in s.exec(select(Run).where(Run.status != "completed").order_by(Run.id)):
-            holder = holder_of(db, run.run_key)
+            # A database not yet upgraded (db check must not upgrade) has no leases.
+            holder = holder_of(db, run.run_key) if "job_leases" in present else None
             held = None
             if holder is not None and holder.run_id == run.id:
                 from autolabel.store.tables import utcnow
