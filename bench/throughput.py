@@ -15,6 +15,14 @@ large item count, each in a fresh process (memory should be flat in the item cou
     python bench/throughput.py                 # full run (100k-item memory case: minutes)
     python bench/throughput.py --quick         # < 2 minutes
     python bench/throughput.py --latency 0.05 --items 2000 --concurrency 16,64,256
+    python bench/throughput.py --engine ray    # local engine vs Ray with 1 and 2 actors
+
+With ``--engine ray`` it starts a local Ray runtime (needs ``autolabel[ray]``) and runs
+the same job on the local engine and on Ray with 1 and 2 labeling actors, at two item
+counts: items/s at the larger count, and the per-item CPU cost of each path as the
+slope between the two counts (so Ray's fixed start-up — actor processes, imports — is
+not charged per item). CPU is that of the whole process tree (driver, Ray's daemons,
+its workers and actors, reaped children included), less the fake server's.
 """
 
 from __future__ import annotations
@@ -180,6 +188,155 @@ def run_engine(url: str, n: int, concurrency: int, workdir: Path) -> Result:
     return Result(n, wall, cpu)
 
 
+# -- the Ray engine -----------------------------------------------------------------------------
+
+
+def _tree_cpu_s(exclude: set[int]) -> float:
+    """CPU seconds spent on items: this process and its Ray workers (Linux /proc).
+
+    Counted: this process (the driver, or the local engine), every live Ray worker or
+    actor (``ray::…``), and the workers that already exited (reaped by the raylet, so
+    in its cutime/cstime). Not counted: the fake server and Ray's daemons' own time
+    (GCS, raylet, monitors), which poll at a rate set by the clock, not by the items,
+    and on a cluster run on the head node.
+    """
+    procs: dict[int, tuple[int, bytes, list[int]]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        procs[int(entry.name)] = (int(fields[1]), cmd, [int(x) for x in fields[11:15]])
+    me = os.getpid()
+    total = 0
+    for pid, (_, cmd, (ut, st, cut, cst)) in procs.items():
+        p = pid
+        while p not in (0, 1, me) and p not in exclude:
+            p = procs[p][0] if p in procs else 0
+        if p != me:
+            continue  # not ours, or the server's tree
+        if pid == me or cmd.startswith(b"ray::"):
+            total += ut + st + cut + cst
+        elif b"/raylet" in cmd.split(b"\0")[0]:
+            total += cut + cst  # exited workers and actors
+    return total / tick
+
+
+def run_job_measured(url: str, n: int, concurrency: int, workdir: Path, actors: int, server: int):
+    """One job (``actors`` 0 = the local engine): (wall s, tree CPU s)."""
+    from autolabel.engine.pipeline import LabelJob, run_job
+    from autolabel.providers.openai import OpenAIProvider
+    from autolabel.scaleout.driver import run_job_on_ray
+    from autolabel.store.database import Database
+
+    tag = f"{n}_{concurrency}_{actors}_{time.monotonic_ns()}"
+    data = write_dataset(workdir / f"items_{tag}.jsonl", n)
+    db = Database(f"sqlite:///{workdir / f'bench_{tag}.db'}")
+    provider = OpenAIProvider("fake-model", base_url=url, max_connections=max(concurrency, 16))
+    job = LabelJob(
+        ontology=ONTOLOGY,
+        data=data,
+        provider=provider,
+        db=db,
+        cache=None,
+        concurrency=concurrency,
+        id_column="id",
+        progress=False,
+        commit_every=256,  # Ray's batch: the unit of commit and of retry
+    )
+    w0, c0 = time.perf_counter(), _tree_cpu_s({server})
+    summary = run_job(job) if actors == 0 else run_job_on_ray(job, actors=actors)
+    wall, cpu = time.perf_counter() - w0, _tree_cpu_s({server}) - c0
+    if summary.n_labeled != n:
+        raise RuntimeError(f"labeled {summary.n_labeled} of {n} ({summary.n_failed} failed)")
+    return wall, cpu
+
+
+def ray_section(args: argparse.Namespace) -> None:
+    from autolabel.scaleout import ray_available
+    from autolabel.scaleout.driver import init_ray
+
+    if not ray_available():
+        print("ray is not installed: pip install 'autolabel[ray]'")
+        return
+    small, large = (int(x) for x in args.ray_items.split(","))
+    c = int(args.concurrency.split(",")[0])
+    print(
+        f"\n== local engine vs Ray, latency {args.latency * 1000:.0f} ms, concurrency {c} "
+        f"(per actor), items {small} and {large}, best of {args.repeat} =="
+    )
+    with fake_server(args.latency) as url, tempfile.TemporaryDirectory() as tmp:
+        server = _server_pid()
+        run_bare(url, 32, 8)  # warm-up
+        rows = []
+        for actors in (0, 1, 2):
+            if actors == 1:
+                # The local engine ran before Ray existed: its daemons did not compete.
+                t0 = time.perf_counter()
+                init_ray(None)
+                print(f"(local Ray runtime started in {time.perf_counter() - t0:.1f} s)")
+                # Ray's first job starts its worker processes: not a per-job cost.
+                t0 = time.perf_counter()
+                run_job_measured(url, 64, c, Path(tmp), 2, server)
+                print(f"(Ray warm-up job: {time.perf_counter() - t0:.1f} s)", flush=True)
+            runs = {
+                n: [
+                    run_job_measured(url, n, c, Path(tmp), actors, server)
+                    for _ in range(args.repeat)
+                ]
+                for n in (small, large)
+            }
+            rows.append((actors, runs))
+        print(
+            _row("engine", "items/s", "steady/s", "ideal/s", "wall s", "cpu s", "cpu ms/item")
+            + _row("vs local")
+        )
+        local_slope = None
+        for actors, runs in rows:
+            name = "local" if actors == 0 else f"ray x{actors}"
+            best = {n: min(r, key=lambda x: x[0]) for n, r in runs.items()}
+            cpu_small = min(cpu for _, cpu in runs[small])
+            cpu_large = min(cpu for _, cpu in runs[large])
+            slope = (cpu_large - cpu_small) / (large - small) * 1000
+            local_slope = local_slope or slope
+            wall, cpu = best[large]
+            # The rate once running: the extra items over the extra time (start-up excluded).
+            steady = (large - small) / max(wall - best[small][0], 1e-9)
+            ideal = c * max(actors, 1) / args.latency
+            print(
+                _row(name, f"{large / wall:.1f}", f"{steady:.1f}", f"{ideal:.0f}")
+                + _row(f"{wall:.2f}", f"{cpu:.2f}", f"{slope:.2f}", f"{slope / local_slope:.2f}x"),
+                flush=True,
+            )
+            fixed = cpu_small - slope * small / 1000
+            print(
+                f"{'':>11} per job: {best[small][0]:.1f} s wall for {small} items, "
+                f"fixed CPU (intercept) {fixed:.2f} s; cpu ms/item at {large}: "
+                f"{cpu / large * 1000:.2f}",
+                flush=True,
+            )
+
+
+def _server_pid() -> int:
+    """The fake server's pid, a child of this process (its CPU is the endpoint's)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if b"autolabel.testing" in cmd and ppid == os.getpid():
+                return int(entry.name)
+    raise RuntimeError("the fake server process was not found")
+
+
 def _peak_rss_mb() -> float:
     # ru_maxrss is KiB on Linux, bytes on macOS.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -329,6 +486,13 @@ def main(argv: list[str] | None = None) -> None:
         help="also time the bare loop with AsyncOpenAI's own default HTTP client",
     )
     parser.add_argument("--skip-engine", action="store_true", help="baseline only")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: compare the local engine with Ray (1 and 2 actors) instead",
+    )
+    parser.add_argument("--ray-items", default="300,2000", help="small,large item counts (ray)")
     parser.add_argument("--quick", action="store_true", help="small sizes: < 2 minutes")
     parser.add_argument("--_memory-child", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -349,6 +513,9 @@ def main(argv: list[str] | None = None) -> None:
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, openai {openai.__version__} "
         f"over {_HTTP.__name__} {_HTTP.__version__}, load average {os.getloadavg()[0]:.1f}"
     )
+    if args.engine == "ray":
+        ray_section(args)
+        return
     if args.only in (None, "throughput"):
         throughput_section(args, levels, engine)
     if args.only in (None, "slow"):

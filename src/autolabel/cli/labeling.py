@@ -157,6 +157,17 @@ def label(
         typer.Option(help="Also export the labels to this file (.jsonl/.csv/.parquet)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(help="'local' (this process) or 'ray' (a Ray cluster; needs autolabel[ray])."),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)."),
+    ] = None,
+    actors: Annotated[
+        int, typer.Option(help="Ray engine: labeling actors, each --concurrency wide.")
+    ] = 2,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -176,6 +187,12 @@ def label(
         autolabel label banking77 tickets.csv \
             --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
     """
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine must be 'local' or 'ray', not {engine!r}")
+    if engine == "ray":
+        from autolabel.scaleout import require_ray
+
+        require_ray()  # before the model is loaded: say what is missing first
     settings = settings_from(
         config,
         db=db,
@@ -207,7 +224,12 @@ def label(
         f"on {job.provider.name}:{job.provider.model}",
         highlight=False,
     )
-    summary = asyncio.run(_run_and_close(job))
+    if engine == "ray":
+        from autolabel.scaleout.driver import run_job_on_ray
+
+        summary = run_job_on_ray(job, address=address, actors=actors)
+    else:
+        summary = asyncio.run(_run_and_close(job))
     print_summary(summary, job)
     if export is not None:
         from autolabel.engine.export import export_run

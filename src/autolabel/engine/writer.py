@@ -79,7 +79,7 @@ class PredictionWriter:
 
     def _commit(self, outcomes: list[LabelOutcome]) -> None:
         now = utcnow()
-        rows = [self._row(o, now) for o in outcomes]
+        rows = [prediction_row(self.run_id, self.prompt_hash, o, now) for o in outcomes]
         ids = [o.item_id for o in outcomes]
         with self.db.engine.begin() as conn:
             # One prediction per item: an earlier failed attempt (resume retries failures) is
@@ -110,25 +110,27 @@ class PredictionWriter:
         if self.on_commit is not None:
             self.on_commit(outcomes)
 
-    def _row(self, o: LabelOutcome, now: Any) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "item_id": o.item_id,
-            "label": o.label,
-            "confidence": o.confidence,
-            "distribution": o.distribution,
-            "method": o.method,
-            "samples": o.samples,
-            "model": o.model,
-            "prompt_hash": self.prompt_hash,
-            "tokens_in": o.tokens_in,
-            "tokens_out": o.tokens_out,
-            "latency_ms": round(o.latency_ms, 3),
-            "model_ms": None if o.model_ms is None else round(o.model_ms, 3),
-            "content_hash": o.content_hash,
-            "cache_hit": o.cache_hit,
-            "attempts": o.attempts,
-            "error": o.error,
-            "raw": o.raw if o.error else None,
-            "created_at": now,
-        }
+
+def prediction_row(run_id: int, prompt_hash: str, o: LabelOutcome, now: Any) -> dict[str, Any]:
+    """One ``predictions`` row; shared by this writer and the Ray engine's batch writes."""
+    return {
+        "run_id": run_id,
+        "item_id": o.item_id,
+        "label": o.label,
+        "confidence": o.confidence,
+        "distribution": o.distribution,
+        "method": o.method,
+        "samples": o.samples,
+        "model": o.model,
+        "prompt_hash": prompt_hash,
+        "tokens_in": o.tokens_in,
+        "tokens_out": o.tokens_out,
+        "latency_ms": round(o.latency_ms, 3),
+        "model_ms": None if o.model_ms is None else round(o.model_ms, 3),
+        "content_hash": o.content_hash,
+        "cache_hit": o.cache_hit,
+        "attempts": o.attempts,
+        "error": o.error,
+        "raw": o.raw if o.error else None,
+        "created_at": now,
+    }
