@@ -62,9 +62,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """Yield (row number, raw row) without validation."""
     if not path.exists():
         raise InputError(f"input file not found: {path}")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory, not a data file", hint="pass one data file")
-    fmt = detect_format(path)
+    fmt = detect_format(path)  # a directory is read only when it is a saved dataset
     if fmt == "csv":
         yield from _read_csv(path)
     elif fmt == "jsonl":
