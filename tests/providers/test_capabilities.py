@@ -228,6 +228,8 @@ def test_rejected_feature_reads_real_error_shapes():
     assert rejected_feature(400, {}, "max_tokens is not supported, use max_completion_tokens",
                             {"max_tokens": 5}) == "max_tokens"  # fmt: skip
     assert error_words(422, body) == "n: Input should be less than or equal to 1"
+    traced = {"message": 'bad type\n  File "/x/app.py", line 3, in f\n    POST /v1'}
+    assert error_words(500, traced) == "bad type"
 
 
 def test_legacy_completions_logprobs_shape_is_read():

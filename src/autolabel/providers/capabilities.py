@@ -54,6 +54,7 @@ FEATURE_STATUSES = frozenset({400, 422, 500, 501})
 # A learned endpoint profile is trusted this long (servers get upgraded, models swapped).
 CACHE_TTL_S = 3600.0
 _WORDS_MAX = 300
+_TRACEBACK = re.compile(r"\s+File \"|Traceback \(most recent call last\)")
 
 
 def wire_format(form: StructuredForm, name: str, schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,7 +112,9 @@ def error_words(status: int, body: Any, message: str = "") -> str:
             words = str(body["message"])
     elif isinstance(body, str):
         words = body
-    words = " ".join((words or message or f"HTTP {status}").split())
+    # llama-cpp-python appends a traceback ("File ..., line N, in ...") to its 500s.
+    words = _TRACEBACK.split(words or message or f"HTTP {status}")[0]
+    words = " ".join(words.split()) or f"HTTP {status}"
     return words if len(words) <= _WORDS_MAX else words[: _WORDS_MAX - 1] + "…"
 
 
