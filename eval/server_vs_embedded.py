@@ -99,7 +99,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=50, help="items per set")
     parser.add_argument("--sets", default="sst2,banking77")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--n-ctx", type=int, default=4096)
+    parser.add_argument("--n-ctx", type=int, default=4096, help="embedded model context")
+    parser.add_argument(
+        "--server-n-ctx",
+        type=int,
+        default=None,
+        help="the server's --n_ctx (default: --n-ctx). Keep it small: llama-cpp-python "
+        "0.3 takes a log-softmax over n_ctx × vocabulary floats on every request with "
+        "logprobs, so a request costs time in proportion to it",
+    )
     args = parser.parse_args(argv)
 
     from autolabel.providers.capabilities import CapabilityCache
@@ -110,8 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     gguf = resolve_model(args.model)
     tmp = Path(tempfile.mkdtemp(prefix="server-vs-embedded-"))
     lines = []
-    with LlamaCppServer(gguf, alias="m", n_ctx=args.n_ctx, n_threads=args.threads) as srv:
-        print(f"llama-cpp-python {srv.version()} serving {gguf.name} at {srv.base_url}")
+    server_ctx = args.server_n_ctx or args.n_ctx
+    with LlamaCppServer(gguf, alias="m", n_ctx=server_ctx, n_threads=args.threads) as srv:
+        print(
+            f"llama-cpp-python {srv.version()} serving {gguf.name} (n_ctx {server_ctx}) "
+            f"at {srv.base_url}",
+            flush=True,
+        )
         for name in args.sets.split(","):
             data_path, ontology_path = SETS[name]
             data = tmp / f"{name}.csv"

@@ -29,7 +29,7 @@ from autolabel.testing.llama_server import LlamaCppServer, llama_server_availabl
 pytestmark = pytest.mark.model
 
 REPO = Path(__file__).resolve().parents[2]
-N_ITEMS = 6
+N_ITEMS = 4
 ALIAS = "gemma3-270m"
 
 
@@ -38,8 +38,9 @@ def llama_server(gemma_path: Path) -> Iterator[LlamaCppServer]:
     if not llama_server_available():
         pytest.skip("needs llama-cpp-python[server] (in the test extra)")
     # n_ctx small: the server keeps logits for every context position (logits_all, which
-    # its logprobs need), n_ctx × 262k-token vocabulary × 4 bytes.
-    with LlamaCppServer(gemma_path, alias=ALIAS, n_ctx=1024, n_threads=2) as srv:
+    # its logprobs need) and takes a log-softmax over all n_ctx × 262k of them on every
+    # request that asks for logprobs; the SST-2 prompts are ~250 tokens.
+    with LlamaCppServer(gemma_path, alias=ALIAS, n_ctx=512, n_threads=2) as srv:
         yield srv
 
 
@@ -103,7 +104,7 @@ def test_real_server_labels_every_item_with_logprob_confidence_like_the_embedded
         if pred.label != local.label:
             assert local.distribution[pred.label] >= 0.25, (key, pred.label, local.distribution)
     agree = sum(served[k].label == embedded[k].label for k in served)
-    assert agree >= N_ITEMS - 2
+    assert agree >= N_ITEMS - 1
 
 
 def test_doctor_against_the_real_server(llama_server: LlamaCppServer):
