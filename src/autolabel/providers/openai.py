@@ -402,11 +402,6 @@ def _error_body(e: openai.APIStatusError) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _error_text(e: openai.APIStatusError) -> str:
-    err = _error_body(e)
-    return str(err.get("message") or e.message or "").lower()
-
-
 def _error_param(e: openai.APIStatusError) -> str | None:
     param = _error_body(e).get("param")
     return str(param) if param else None
