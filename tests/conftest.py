@@ -19,6 +19,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own data dir; no user config leaks in."""
     home = tmp_path / "home"
     monkeypatch.setenv("AUTOLABEL_HOME", str(home))
+    # Endpoint capabilities learned by one test must not steer another on a reused port.
+    monkeypatch.setenv("AUTOLABEL_ENDPOINT_CACHE", str(tmp_path / "endpoints"))
     for var in (
         "AUTOLABEL_DB",
         "AUTOLABEL_PROVIDER",

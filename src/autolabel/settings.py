@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     requests_per_minute: float | None = Field(default=None, gt=0)
     tokens_per_minute: float | None = Field(default=None, gt=0)
     timeout_s: float = Field(default=60.0, gt=0)
+    structured: Literal["auto", "json_schema", "json_object", "text"] = Field(
+        default="auto",
+        description="structured-output form for OpenAI-compatible endpoints; auto negotiates",
+    )
     max_retries: int = Field(default=6, ge=0)
     reasks: int = Field(default=2, ge=0)
     samples: int = Field(default=5, ge=1, description="self-consistency samples without logprobs")

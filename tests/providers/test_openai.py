@@ -87,7 +87,9 @@ async def test_json_object_rejection_falls_back_to_text(prompt: CompiledPrompt):
         response = await provider.complete(ProviderRequest(prompt=prompt))
         await provider.aclose()
         formats = [r.json.get("response_format") for r in srv.chat_requests()]
-    assert [f and f["type"] for f in formats] == ["json_schema", "json_object", None]
+    # json_object with a schema field (llama.cpp's form), then plain json_object, then text.
+    assert [f and f["type"] for f in formats] == ["json_schema", "json_object", "json_object", None]
+    assert "schema" in formats[1] and "schema" not in formats[2]
     assert response.structured == "text"
     # The default responder still finds the labels in the prompt's "one of:" line.
     assert json.loads(response.samples[0].text) == {"label": "negative"}

@@ -24,6 +24,7 @@ from autolabel.errors import BadRowError, ConfigError
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.loader import load_ontology, resolve_ontology_path
 from autolabel.settings import Settings
+from autolabel.store.database import Database
 
 OntologyArg = Annotated[
     str, typer.Argument(help="Ontology YAML file, or a name from ./ontologies (e.g. sst2).")
@@ -56,6 +57,14 @@ BaseUrlOpt = Annotated[
         "http://localhost:11434/v1 (Ollama). Implies --provider openai."
     ),
 ]
+StructuredOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Structured-output form for an OpenAI-compatible endpoint: auto (negotiate: "
+        "json_schema, then json_object with a schema, plain json_object, text), json_schema, "
+        "json_object or text. Default: setting 'structured' (auto)."
+    ),
+]
 TemplateOpt = Annotated[
     str | None, typer.Option(help="Prompt template variant from prompts/ (default: the task's).")
 ]
@@ -84,6 +93,7 @@ def _job(
     run_name: str | None = None,
     new_run: bool = False,
     quiet: bool = False,
+    structured: str | None = None,
 ) -> LabelJob:
     from autolabel.providers.factory import create_provider
 
@@ -91,7 +101,13 @@ def _job(
     ont = load_ontology(path)
     if on_bad_row not in ("skip", "fail"):
         raise ConfigError(f"--on-bad-row must be 'skip' or 'fail', not {on_bad_row!r}")
-    prov = create_provider(settings, provider=provider, model=model, base_url=base_url)
+    if structured is not None and structured not in ("auto", "json_schema", "json_object", "text"):
+        raise ConfigError(
+            f"--structured must be auto, json_schema, json_object or text, not {structured!r}"
+        )
+    prov = create_provider(
+        settings, provider=provider, model=model, base_url=base_url, structured=structured
+    )
     prices = settings.prices.get(prov.model)
     return LabelJob(
         ontology=ont,
@@ -126,6 +142,7 @@ def label(
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
+    structured: StructuredOpt = None,
     template: TemplateOpt = None,
     id_column: IdColumnOpt = None,
     dataset: Annotated[
@@ -218,6 +235,7 @@ def label(
         run_name=run_name,
         new_run=new_run,
         quiet=quiet,
+        structured=structured,
     )
     err_console.print(
         f"labeling [bold]{data}[/] with [bold]{job.ontology.name}[/] v{job.ontology.version} "
@@ -292,6 +310,8 @@ def print_summary(summary: RunSummary, job: LabelJob) -> None:
         err_console.print(f"[yellow]skipped[/] {job.data}: {bad.message}", highlight=False)
     if summary.n_bad_rows > 10:
         err_console.print(f"… and {summary.n_bad_rows - 10} more bad rows")
+    if summary.n_failed:
+        print_failure_reasons(job.db, summary.run_id)
     if summary.n_model_calls == 0 and summary.n_cache_hits:
         console.print("[green]0 model calls[/]: every answer came from the cache")
     if summary.retried_failed:
@@ -309,6 +329,19 @@ def print_summary(summary: RunSummary, job: LabelJob) -> None:
         f"next: [bold]autolabel export {summary.run_id} -o labels.jsonl[/], "
         f"[bold]autolabel route {summary.run_id}[/]"
     )
+
+
+def print_failure_reasons(db: Database, run_id: int) -> None:
+    """The top reasons items failed, with counts, real attempt counts and what to do."""
+    from autolabel.engine.failures import failure_reasons
+
+    reasons = failure_reasons(db, run_id)
+    if not reasons:
+        return
+    # On stdout with the summary table: it is the answer to "what happened", not a log line.
+    console.print("[bold red]why items failed[/]:", highlight=False)
+    for reason in reasons:
+        console.print(f"  {reason.line()}", highlight=False, markup=False, soft_wrap=True)
 
 
 def plan(
@@ -427,21 +460,32 @@ def export(
 
 
 def runs(
+    run: Annotated[
+        str | None,
+        typer.Argument(
+            help="Show one run (id or name) with why its items failed.", show_default=False
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="How many recent runs.")] = 20,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """List recent runs with their status and counts.
+    """List recent runs with their status and counts; with RUN, that run and its failures.
 
-    Example:
+    Examples:
 
         autolabel runs --limit 5
+
+        autolabel runs 3
     """
     from sqlalchemy import select
 
     from autolabel.store.tables import Dataset, Run
 
     database = open_db(settings_from(config, db=db))
+    if run is not None:
+        _show_run(database, run)
+        return
     table = Table(title="runs")
     for col in (
         "id",
@@ -474,6 +518,29 @@ def runs(
                 run.started_at.strftime("%Y-%m-%d %H:%M"),
             )
     console.print(table)
+
+
+def _show_run(database: Database, ref: str) -> None:
+    from autolabel.store.lookup import resolve_run
+
+    with database.session() as s:
+        found = resolve_run(s, ref)
+        run_id = int(found.id or 0)
+        table = Table(title=f"run {run_id}", show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("name", found.name or "")
+        table.add_row("ontology", f"{found.ontology_name} v{found.ontology_version}")
+        table.add_row("model", f"{found.provider}:{found.model}")
+        if found.base_url:
+            table.add_row("endpoint", found.base_url)
+        table.add_row("status", found.status)
+        table.add_row("labeled", f"{found.n_labeled:,}")
+        table.add_row("failed", f"{found.n_failed:,}")
+        table.add_row("cache hits", f"{found.n_cache_hits:,}")
+        table.add_row("started", found.started_at.strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+    print_failure_reasons(database, run_id)
 
 
 def prompt_show(

@@ -18,6 +18,7 @@ def create_provider(
     provider: str | None = None,
     model: str | None = None,
     base_url: str | None = None,
+    structured: str | None = None,
 ) -> Provider:
     """``local`` → the embedded llama.cpp model; ``openai`` → an OpenAI-compatible endpoint.
 
@@ -42,6 +43,7 @@ def create_provider(
             n_threads=settings.n_threads,
         )
     if kind == "openai":
+        from autolabel.providers.capabilities import CapabilityCache
         from autolabel.providers.openai import OpenAIProvider
 
         if not model:
@@ -54,6 +56,9 @@ def create_provider(
             base_url=base_url,
             api_key=settings.resolved_api_key(),
             timeout_s=settings.timeout_s,
+            structured=structured or settings.structured,
+            # What the endpoint accepts, learned by an earlier run or ``doctor``.
+            capability_cache=CapabilityCache(),
         )
     raise ConfigError(
         f"unknown provider '{provider}'",

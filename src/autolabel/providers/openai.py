@@ -5,11 +5,14 @@ The provider owns the key and the HTTP client; the engine only sees
 :class:`~autolabel.providers.base.ProviderResponse` out.
 
 Endpoints differ in what they accept, so the provider *degrades and remembers*: it
-asks for strict ``json_schema`` structured output, falls back to ``json_object`` and
-then plain text when the endpoint answers 400 about ``response_format``; it stops
-asking for ``logprobs`` when they are rejected; and it issues ``n`` parallel requests
-when ``n`` > 1 is rejected (or fewer choices come back). What it learned is kept per
-provider instance.
+asks for strict ``json_schema`` structured output, falls back to ``json_object`` with a
+``schema`` field, plain ``json_object`` and then plain text when the endpoint answers an
+error (400, 422 or 500 alike) whose body names ``response_format``; it stops asking for
+``logprobs`` or ``seed`` when they are rejected; and it issues ``n`` parallel requests
+when ``n`` > 1 is rejected (or fewer choices come back). What it learned lives in
+:class:`~autolabel.providers.capabilities.Capabilities` (one per provider, so one per
+run) and, when a :class:`~autolabel.providers.capabilities.CapabilityCache` is given,
+on disk per endpoint for the next run.
 
 Retries are not done here (the client has ``max_retries=0``): transport failures are
 mapped in one place, :func:`_map_error`, to
@@ -47,16 +50,27 @@ from autolabel.providers.base import (
     ProviderResponse,
     Sample,
     StructuredMode,
-    TokenLogprob,
+)
+from autolabel.providers.capabilities import (
+    FORMS,
+    STRUCTURED_CHOICES,
+    Capabilities,
+    CapabilityCache,
+    StructuredForm,
+    error_words,
+    forms_for,
+    parse_logprobs,
+    rejected_feature,
+    reported_mode,
+    wire_format,
 )
 from autolabel.redact import redact_url, scrub, url_secrets
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers (llama.cpp, vLLM, Ollama) ignore the key but the client insists on one.
 _PLACEHOLDER_KEY = "autolabel-no-key"
-_MODES: tuple[StructuredMode, ...] = ("json_schema", "json_object", "text")
-# A request that keeps hitting 400s about features would loop; each retry drops one feature.
-_MAX_DOWNGRADES = 6
+# A request that keeps hitting errors about features would loop; each retry drops one feature.
+_MAX_DOWNGRADES = 10
 
 
 def _http_module() -> ModuleType:
@@ -122,8 +136,9 @@ class OpenAIProvider(Provider):
         *,
         max_connections: int = 512,
         top_logprobs: int = 5,
-        structured: StructuredMode = "json_schema",
+        structured: str = "auto",
         extra_body: dict[str, Any] | None = None,
+        capability_cache: CapabilityCache | None = None,
     ) -> None:
         if not model:
             raise ConfigError("no model name given", hint="pass --model, e.g. --model gpt-4o-mini")
@@ -148,11 +163,19 @@ class OpenAIProvider(Provider):
         self.max_connections = max_connections
         self.top_logprobs = top_logprobs
         self.extra_body = dict(extra_body or {})
-        # What this endpoint has shown it accepts (learned from its 400s).
-        self._mode_index = _MODES.index(structured) if structured in _MODES else 0
-        self._logprobs_ok = True
-        self._n_ok = True
-        self._max_tokens_key = "max_tokens"
+        if structured not in STRUCTURED_CHOICES:
+            raise ConfigError(
+                f"unknown structured-output form {structured!r}",
+                hint=f"choose one of: {', '.join(STRUCTURED_CHOICES)}",
+            )
+        self.structured_choice = structured
+        self._forms = forms_for(structured)
+        self._capability_cache = capability_cache
+        # What this endpoint has shown it accepts: from the cache, then from its answers.
+        cached = capability_cache.load(self.base_url, self.model) if capability_cache else None
+        if cached is not None and cached.form not in self._forms:
+            cached = None  # learned under another --structured choice
+        self.capabilities = cached or Capabilities(form=self._forms[0])
         # One client per event loop: httpx pools are bound to the loop that opened them,
         # and the sync ``run_job`` wrapper may run several loops over one provider.
         self._client: openai.AsyncOpenAI | None = None
@@ -166,13 +189,25 @@ class OpenAIProvider(Provider):
         return scrub(text, self._secrets)
 
     @property
+    def structured_form(self) -> StructuredForm:
+        """The structured-output form requests are sent with now."""
+        return self.capabilities.form
+
+    @property
     def structured_mode(self) -> StructuredMode:
-        """The structured-output mode requests are sent with now."""
-        return _MODES[self._mode_index]
+        """The engine-facing mode of :attr:`structured_form`."""
+        return reported_mode(self.capabilities.form)
 
     @property
     def logprobs_supported(self) -> bool:
-        return self._logprobs_ok
+        """False once the endpoint rejected ``logprobs`` (then they are no longer sent)."""
+        return not self.capabilities.logprobs_rejected
+
+    def _learned(self) -> None:
+        """Something new about the endpoint: keep it for the next run."""
+        self.capabilities.learned_at = time.time()
+        if self._capability_cache is not None:
+            self._capability_cache.save(self.base_url, self.model, self.capabilities)
 
     # -- client ---------------------------------------------------------------------------
     def _get_client(self) -> openai.AsyncOpenAI:
@@ -198,34 +233,30 @@ class OpenAIProvider(Provider):
             await client.close()
         self._client_loop = None
 
+    def client(self) -> openai.AsyncOpenAI:
+        """The client for the running loop (``doctor`` sends raw probes through it)."""
+        return self._get_client()
+
     # -- requests -------------------------------------------------------------------------
     def _params(self, request: ProviderRequest, n: int, seed: int | None) -> dict[str, Any]:
+        caps = self.capabilities
         params: dict[str, Any] = {
             "model": self.model,
             "messages": request.messages(),
             "temperature": request.temperature,
-            self._max_tokens_key: request.max_tokens,
+            caps.max_tokens_key: request.max_tokens,
         }
         if n > 1:
             params["n"] = n
-        if seed is not None:
+        if seed is not None and caps.seed is not False:
             params["seed"] = seed
-        if request.logprobs and self._logprobs_ok:
+        if request.logprobs and not caps.logprobs_rejected:
             params["logprobs"] = True
             if self.top_logprobs:
                 params["top_logprobs"] = self.top_logprobs
-        mode = self.structured_mode
-        if mode == "json_schema":
-            params["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": f"{request.prompt.task.value}_answer",
-                    "schema": request.prompt.schema,
-                    "strict": True,
-                },
-            }
-        elif mode == "json_object":
-            params["response_format"] = {"type": "json_object"}
+        fmt = wire_format(caps.form, f"{request.prompt.task.value}_answer", request.prompt.schema)
+        if fmt is not None:
+            params["response_format"] = fmt
         if self.extra_body:
             params.update(self.extra_body)  # vendor options (e.g. vLLM's guided decoding)
         return params
@@ -233,7 +264,7 @@ class OpenAIProvider(Provider):
     async def _create(self, request: ProviderRequest, n: int, seed: int | None) -> dict[str, Any]:
         """One HTTP call, degrading features the endpoint rejects. Returns the raw JSON."""
         for _ in range(_MAX_DOWNGRADES):
-            mode = self.structured_mode
+            mode = self.structured_form
             params = self._params(request, n, seed)
             try:
                 # The client's generic ``post`` with a bytes result skips what costs most CPU
@@ -243,7 +274,7 @@ class OpenAIProvider(Provider):
                 # Auth, base URL, timeouts and status-error classes are the client's as usual.
                 raw = await self._get_client().post("/chat/completions", body=params, cast_to=bytes)
                 data = json.loads(raw)
-            except openai.BadRequestError as e:
+            except openai.APIStatusError as e:
                 if self._downgrade(e, mode, n, params):
                     continue
                 raise _map_error(e, self) from e
@@ -253,6 +284,7 @@ class OpenAIProvider(Provider):
                 raise TransientProviderError(f"{self.base_url} sent a non-JSON answer: {e}") from e
             _check_answer_shape(data, self.base_url)
             data["_mode"] = mode
+            self._learn_from_answer(data, params, n, mode)
             return data
         raise PermanentProviderError(
             f"{self.base_url} kept rejecting requests for model '{self.model}'",
@@ -260,35 +292,75 @@ class OpenAIProvider(Provider):
         )
 
     def _downgrade(
-        self, e: openai.BadRequestError, mode: StructuredMode, n: int, params: dict[str, Any]
+        self, e: openai.APIStatusError, mode: StructuredForm, n: int, params: dict[str, Any]
     ) -> bool:
-        """Learn from a 400 about a feature; True when the request should be sent again."""
-        text = _error_text(e)
-        param = _error_param(e)
-        if "response_format" in params and (
-            param == "response_format"
-            or any(w in text for w in ("response_format", "json_schema", "json_object"))
-        ):
-            # Another request may have downgraded already; only step from the mode we sent.
-            if self.structured_mode == mode and self._mode_index < len(_MODES) - 1:
-                self._mode_index += 1
+        """Learn from an error that names a feature; True when the request should be resent.
+
+        Any of 400/422/500/501 counts (see :mod:`~autolabel.providers.capabilities`).
+        """
+        caps = self.capabilities
+        feature = rejected_feature(e.status_code, e.body, e.message, params, _error_param(e))
+        if feature is None:
+            return False
+        words = f"HTTP {e.status_code}: {error_words(e.status_code, e.body, e.message)}"
+        if feature == "response_format":
+            # Another request may have downgraded already; only step from the form we sent.
+            if caps.form == mode:
+                nxt = caps.next_form(self._forms)
+                if nxt is None:
+                    raise PermanentProviderError(
+                        f"{self.base_url} (model '{self.model}') rejected the structured-output "
+                        f"form '{mode}': {words}",
+                        hint="use --structured auto to let autolabel fall back to a form "
+                        "the endpoint accepts",
+                    ) from e
+                caps.rejected[mode] = words
+                caps.form = nxt
+                caps.form_confirmed = False
+                self._learned()
             return True
-        if "logprobs" in params and (param in ("logprobs", "top_logprobs") or "logprob" in text):
-            self._logprobs_ok = False
-            return True
-        if n > 1 and (param == "n" or "'n'" in text or "n>1" in text or "n > 1" in text):
-            self._n_ok = False
+        if feature == "logprobs":
+            caps.logprobs, caps.logprobs_words = False, words
+        elif feature == "n":
+            caps.n = False
+            self._learned()
             raise _NRejected
-        if "max_completion_tokens" in text and self._max_tokens_key == "max_tokens":
-            self._max_tokens_key = "max_completion_tokens"
-            return True
-        return False
+        elif feature == "seed":
+            caps.seed = False
+        elif feature == "max_tokens":
+            if caps.max_tokens_key == "max_completion_tokens":
+                return False
+            caps.max_tokens_key = "max_completion_tokens"
+        self._learned()
+        return True
+
+    def _learn_from_answer(
+        self, data: dict[str, Any], params: dict[str, Any], n: int, mode: StructuredForm
+    ) -> None:
+        """First answers tell what a form, ``logprobs`` and ``n`` really do here."""
+        caps = self.capabilities
+        changed = False
+        if not caps.form_confirmed and mode == caps.form:
+            caps.form_confirmed = changed = True
+        choices = [c for c in data["choices"] if isinstance(c, dict)]
+        if params.get("logprobs") and choices:
+            tokens, shape = parse_logprobs(choices[0])
+            seen = tokens is not None
+            if caps.logprobs is not seen or caps.logprobs_shape != shape:
+                caps.logprobs, caps.logprobs_shape = seen, shape
+                caps.top_logprobs = max((len(t.top) for t in tokens), default=0) if tokens else 0
+                changed = True
+        if n > 1 and caps.n is None:
+            caps.n = len(choices) >= n
+            changed = True
+        if changed:
+            self._learned()
 
     async def complete(self, request: ProviderRequest) -> ProviderResponse:
         started = time.monotonic()
         n = max(1, request.n)
         calls: list[dict[str, Any]] = []
-        if n == 1 or self._n_ok:
+        if n == 1 or self.capabilities.n is not False:
             try:
                 calls.append(await self._create(request, n, request.seed))
             except _NRejected:
@@ -312,8 +384,8 @@ class OpenAIProvider(Provider):
             tokens_in=sum(_count(u.get("prompt_tokens")) for u in usage),
             tokens_out=sum(_count(u.get("completion_tokens")) for u in usage),
             latency_s=time.monotonic() - started,
-            # The weakest mode any call used: what the answers can be trusted to follow.
-            structured=max((c["_mode"] for c in calls), key=_MODES.index),
+            # The weakest form any call used: what the answers can be trusted to follow.
+            structured=reported_mode(max((c["_mode"] for c in calls), key=FORMS.index)),
         )
 
 
@@ -417,19 +489,9 @@ def _sample(choice: dict[str, Any]) -> Sample:
     if text is None:  # a refusal (see _check_choice)
         return Sample(text="", refusal=str(message["refusal"]))
     truncated = choice.get("finish_reason") == "length"
-    lp = choice.get("logprobs") or {}
-    content = lp.get("content")
-    if not content:
-        return Sample(text=text, logprobs=None, truncated=truncated)
-    tokens = [
-        TokenLogprob(
-            token=t["token"],
-            logprob=float(t["logprob"]),
-            top={a["token"]: float(a["logprob"]) for a in (t.get("top_logprobs") or [])},
-        )
-        for t in content
-    ]
-    return Sample(text=text, logprobs=tokens, truncated=truncated)
+    # Servers differ in the log-probs dialect they answer with (see parse_logprobs).
+    tokens, _shape = parse_logprobs(choice)
+    return Sample(text=str(text), logprobs=tokens, truncated=truncated)
 
 
 # -- error mapping (the one place) --------------------------------------------------------
@@ -440,11 +502,6 @@ def _error_body(e: openai.APIStatusError) -> dict[str, Any]:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return body["error"]
     return body if isinstance(body, dict) else {}
-
-
-def _error_text(e: openai.APIStatusError) -> str:
-    err = _error_body(e)
-    return str(err.get("message") or e.message or "").lower()
 
 
 def _error_param(e: openai.APIStatusError) -> str | None:
