@@ -26,9 +26,9 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from autolabel.cli import evaluate, labeling, reviewing
+    from autolabel.cli import evaluate, labeling, learning, reviewing
 
-    for module in (labeling, reviewing, evaluate):
+    for module in (labeling, reviewing, evaluate, learning):
         module.register(app)
 
 

@@ -29,6 +29,7 @@ from autolabel.engine.progress import RunProgress
 from autolabel.engine.writer import PredictionWriter
 from autolabel.errors import BadRowError, ProviderError
 from autolabel.hashing import stable_hash
+from autolabel.learning.live import demo_chooser
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import Ontology
 from autolabel.providers.base import Provider
@@ -98,7 +99,7 @@ def run_key(job: LabelJob, dataset_id: int, compiler: PromptCompiler) -> str:
     return stable_hash(
         {
             "dataset": dataset_id,
-            "ontology": job.ontology.model_dump(mode="json", exclude={"review"}),
+            "ontology": job.ontology.prompt_view(),
             "prompt_hash": compiler.prompt_hash,
             **job.provider.identity(),
             "params": _params(job),
@@ -130,6 +131,7 @@ async def arun_job(job: LabelJob) -> RunSummary:
     key = run_key(job, dataset_id, compiler)
     run, resumed = await asyncio.to_thread(_open_run, db, job, dataset_id, key, compiler)
     assert run.id is not None
+    demos = await asyncio.to_thread(demo_chooser, db, job.ontology)
     labeler = Labeler(
         job.ontology,
         compiler,
@@ -206,7 +208,8 @@ async def arun_job(job: LabelJob) -> RunSummary:
                 if abort:
                     continue  # drain
                 item_id, payload = got
-                outcome = await labeler.label(item_id, payload)
+                shown = demos(item_id, payload) if demos is not None else ()
+                outcome = await labeler.label(item_id, payload, shown)
                 _account(summary, outcome)
                 writer.put(outcome)
                 progress.update(

@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert
 
 from autolabel.engine.labeler import LabelOutcome
 from autolabel.store.database import Database
-from autolabel.store.tables import Prediction, utcnow
+from autolabel.store.tables import Prediction, PredictionDemos, utcnow
 
 _STOP = object()
 
@@ -90,6 +90,19 @@ class PredictionWriter:
                 )
             )
             conn.execute(insert(Prediction), rows)
+            demos = [
+                {"run_id": self.run_id, "item_id": o.item_id, "refs": list(o.demonstrations)}
+                for o in outcomes
+                if o.demonstrations
+            ]
+            conn.execute(
+                delete(PredictionDemos).where(
+                    PredictionDemos.run_id == self.run_id,  # type: ignore[arg-type]
+                    PredictionDemos.item_id.in_(ids),  # type: ignore[attr-defined]
+                )
+            )
+            if demos:
+                conn.execute(insert(PredictionDemos), demos)
         if self.on_commit is not None:
             self.on_commit(outcomes)
 
@@ -103,7 +116,7 @@ class PredictionWriter:
             "method": o.method,
             "samples": o.samples,
             "model": o.model,
-            "prompt_hash": self.prompt_hash,
+            "prompt_hash": o.prompt_hash or self.prompt_hash,
             "tokens_in": o.tokens_in,
             "tokens_out": o.tokens_out,
             "latency_ms": round(o.latency_ms, 3),
