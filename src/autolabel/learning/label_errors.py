@@ -7,6 +7,7 @@ over the ontology's labels. cleanlab is an optional dependency (``autolabel[lear
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,9 +70,16 @@ def find_suspects(
         )
     labels = np.array([index[g] for g in given], dtype=int)
     probs = pred_probs_matrix(distributions, label_names)
-    issues = find_label_issues(
-        labels, probs, return_indices_ranked_by="self_confidence", **_safe_kwargs(labels, probs)
-    )
+    with warnings.catch_warnings():
+        # "too few examples in class k": expected on small labelled sets; ranking still works.
+        warnings.simplefilter("ignore", UserWarning)
+        issues = find_label_issues(
+            labels,
+            probs,
+            return_indices_ranked_by="self_confidence",
+            n_jobs=1,  # no process pool: these sets are small and the machines shared
+            **_safe_kwargs(labels, probs),
+        )
     quality = get_label_quality_scores(labels, probs)
     out = [
         Suspect(int(i), given[i], label_names[int(np.argmax(probs[i]))], float(quality[i]))
