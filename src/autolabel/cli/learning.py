@@ -88,6 +88,7 @@ def simulate_cmd(
         "batch": batch,
         "seed": seed,
         "k": k,
+        "budget": budget,
         "model_calls": labels.model_calls,
         "cache_hits": labels.cache_hits,
     }

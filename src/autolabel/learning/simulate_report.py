@@ -47,7 +47,9 @@ def write_report(
     doc.p(
         f"{meta.get('n_items')} items, model {meta.get('model')}, batch {meta.get('batch')}, "
         f"seed {meta.get('seed')}. Accuracy counts human labels where reviewed and model "
-        "labels elsewhere; failed items count as wrong."
+        "labels elsewhere; failed items count as wrong. The loop stops at the target "
+        f"(after at least 20% reviewed) or at its budget of {float(meta.get('budget', 1.0)):.0%} "
+        "of items; the static orders are computed to 100%."
     )
     targets = sorted({*meta.get("targets", []), target})
     rows = []
