@@ -3,8 +3,10 @@ likely wrong (cleanlab), optionally queueing suspects for review."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import col, select
 
@@ -13,6 +15,7 @@ from autolabel.engine.pipeline import LabelJob, run_job
 from autolabel.errors import ConfigError
 from autolabel.learning.data import read_labelled
 from autolabel.learning.label_errors import SUSPECT_REASON, Suspect, find_suspects
+from autolabel.learning.simulate import SimItem
 from autolabel.ontology.loader import load_ontology
 from autolabel.ontology.schema import TaskType
 from autolabel.settings import Settings
@@ -67,7 +70,14 @@ def check_labels(
     return check_run(db, summary.run_id, rows, ont.label_names, queue=queue)
 
 
-def check_run(db, run_id, rows, label_names, *, queue=None) -> CheckResult:  # type: ignore[no-untyped-def]
+def check_run(
+    db: Database,
+    run_id: int,
+    rows: Sequence[SimItem],
+    label_names: Sequence[str],
+    *,
+    queue: str | None = None,
+) -> CheckResult:
     """Suspects among ``rows`` (SimItems with the given label) from run ``run_id``."""
     with db.session() as s:
         preds = {
@@ -87,7 +97,14 @@ def check_run(db, run_id, rows, label_names, *, queue=None) -> CheckResult:  # t
     return result
 
 
-def _queue(db, queue, run_id, suspects, rows, preds) -> int:  # type: ignore[no-untyped-def]
+def _queue(
+    db: Database,
+    queue: str,
+    run_id: int,
+    suspects: Sequence[Suspect],
+    rows: Sequence[SimItem],
+    preds: dict[str, tuple[int, int, Any]],
+) -> int:
     now = utcnow()
     n = 0
     with db.session() as s:
