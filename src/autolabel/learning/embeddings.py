@@ -9,8 +9,9 @@ leave-one-out), the lexical embedder finds a neighbour with the item's label amo
 machine with no model at all, while mean-pooled hidden states of the embedded chat
 GGUFs (``Llama(..., embedding=True)``; not trained as sentence encoders) were both
 worse and far slower: on the first 120 items, label-in-top-8 0.38 (Gemma 270M) vs 0.53
-(lexical), 1-NN 0.13 vs 0.25, at ~10.8 s vs 3 ms per text on the loaded machine. Short, domain-specific queries share their telling
-words, which is exactly what the lexical features see.
+(lexical), 1-NN 0.13 vs 0.25, at ~10.8 s vs 3 ms per text on the loaded machine.
+Short, domain-specific queries share their telling words, which is exactly what the
+lexical features see.
 
 ``GGUFEmbedder`` stays available (``embedder: gguf`` in code) for users with a real
 embedding GGUF on disk. Embeddings are cached per (embedder fingerprint, text).
