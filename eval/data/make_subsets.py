@@ -190,6 +190,27 @@ def make_banking77(src: Path) -> None:
     write_csv(SMALL_DIR / "banking77_40.csv", header, out(small))
 
 
+def make_banking77_simulate(src: Path) -> None:
+    """385 items, 5 per intent, for `autolabel simulate` (the learning loop needs each
+    intent to recur so reviewed items can teach the rest)."""
+    with (src / "banking77" / "test.csv").open(encoding="utf-8", newline="") as fh:
+        rows = [
+            {"row": i, "text": r["text"], "label": r["category"]}
+            for i, r in enumerate(csv.DictReader(fh), start=1)
+        ]
+    rng = random.Random(SEED + 2)
+    by_label: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_label[r["label"]].append(r)
+    chosen = [r for label in sorted(by_label) for r in rng.sample(by_label[label], 5)]
+    rng.shuffle(chosen)  # input order carries no label information
+    write_csv(
+        EVAL_DIR / "banking77_simulate.csv",
+        ["id", "text", "label"],
+        ((f"banking77-test-{r['row']:04d}", r["text"], r["label"]) for r in chosen),
+    )
+
+
 def make_tweet_sentiment(src: Path) -> None:
     folder = src / "tweet_eval" / "sentiment"
     for split, n in (("val", 150), ("test", 150)):
@@ -300,6 +321,7 @@ def main() -> None:
         raise SystemExit(f"gold datasets not found under {src} (pass --datasets PATH)")
     make_sst(src)
     make_banking77(src)
+    make_banking77_simulate(src)
     make_tweet_sentiment(src)
     make_goemotions(src)
     make_wnut17(src)

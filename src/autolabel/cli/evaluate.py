@@ -271,6 +271,13 @@ def print_result(result: Any) -> None:
     )
     if result.threshold:
         console.print(f"[bold]threshold:[/] {result.threshold['sentence']}")
+    r = getattr(result, "recalibration", None)
+    if r:
+        console.print(
+            f"[bold]recalibration[/] v{r['calibrator_version']} ({r['method']}, fitted on "
+            f"{r['n_fitted']} decisions): ECE {r['ece_before']:.3f} → {r['ece_after']:.3f} on "
+            f"{r['n_held_out']} items not used for fitting ({r['n_excluded']} excluded)"
+        )
 
 
 def experiment_cmd(

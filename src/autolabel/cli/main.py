@@ -35,9 +35,9 @@ def _register() -> None:
     if _registered:
         return
     _registered = True
-    from autolabel.cli import db, doctor, evaluate, interop, labeling, reviewing
+    from autolabel.cli import db, doctor, evaluate, interop, labeling, learning, reviewing
 
-    for module in (labeling, reviewing, evaluate, interop, db, doctor):
+    for module in (labeling, reviewing, evaluate, learning, interop, db, doctor):
         module.register(app)
 
 

@@ -81,8 +81,19 @@ def route(
         str | None, typer.Option(help="Input column with an existing label to check against.")
     ] = None,
     order: Annotated[
-        str, typer.Option(help="Queue order: confidence (lowest first), random or fifo.")
-    ] = "confidence",
+        str | None,
+        typer.Option(
+            help="Queue order: confidence (lowest first), uncertainty (smallest margin), "
+            "active (uncertain and unlike anything reviewed), random or fifo. "
+            "Default: the ontology's review.order."
+        ),
+    ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="Ignore the ontology's latest calibrator (autolabel calibrate)."
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for the audit share, honeypots, order.")] = 0,
     no_disagreement: Annotated[
         bool, typer.Option("--no-disagreement", help="Do not route on disagreements.")
@@ -102,10 +113,13 @@ def route(
         autolabel route big-model small-model --queue compare
     """
     from autolabel.engine.export import get_run
+    from autolabel.learning.live import latest_calibrator
     from autolabel.review.routing import route as do_route
 
     database = open_db(settings_from(config, db=db))
-    run_ids = [int(get_run(database, ref).id) for ref in runs]  # type: ignore[arg-type]
+    found = [get_run(database, ref) for ref in runs]
+    run_ids = [int(r.id) for r in found]  # type: ignore[arg-type]
+    calibrator = None if raw else latest_calibrator(database, found[0].ontology_name)
     overrides: dict[str, Any] = {
         "threshold": threshold,
         "audit_rate": audit_rate,
@@ -124,8 +138,11 @@ def route(
         gold_set=gold_set,
         order=order,
         seed=seed,
+        calibrator=calibrator,
     )
     summary = Table(title=f"routing run {run_ids[0]} → queue '{queue}'")
+    if calibrator is not None:
+        summary.caption = f"confidences recalibrated ({calibrator.method}); --raw to ignore"
     summary.add_column("")
     summary.add_column("items", justify="right")
     summary.add_row("predictions", f"{report.n_items:,}")

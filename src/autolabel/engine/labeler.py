@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,10 @@ class LabelOutcome:
     attempts: int = 0
     error: str | None = None
     raw: str | None = None
+    # The prompt hash of this item's prompt (differs from the run's when demonstrations
+    # were chosen for it) and the refs of those demonstrations.
+    prompt_hash: str | None = None
+    demonstrations: tuple[str, ...] = ()
     permanent_failure: bool = field(default=False, repr=False)
 
     @property
@@ -83,10 +88,14 @@ class Labeler:
         # Learned on the first answer without log-probs: then sample from the start.
         self._needs_sampling = False
 
-    async def label(self, item_id: int, item: dict[str, Any]) -> LabelOutcome:
+    async def label(
+        self, item_id: int, item: dict[str, Any], demos: Sequence[Any] = ()
+    ) -> LabelOutcome:
         out = LabelOutcome(item_id=item_id)
         started = time.perf_counter()
-        prompt = self.compiler.compile(item)
+        prompt = self.compiler.compile(item, demos)
+        out.prompt_hash = prompt.prompt_hash
+        out.demonstrations = prompt.demonstrations
         extra: tuple[dict[str, str], ...] = ()
         try:
             for ask in range(self.options.reasks + 1):

@@ -32,6 +32,7 @@ from autolabel.engine.progress import RunProgress
 from autolabel.engine.writer import PredictionWriter
 from autolabel.errors import BadRowError, InputError, ProviderError
 from autolabel.hashing import stable_hash
+from autolabel.learning.live import demo_chooser
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import Ontology
 from autolabel.providers.base import Provider
@@ -107,7 +108,7 @@ def run_key(job: LabelJob, dataset_id: int, compiler: PromptCompiler) -> str:
     return stable_hash(
         {
             "dataset": dataset_id,
-            "ontology": job.ontology.model_dump(mode="json", exclude={"review"}),
+            "ontology": job.ontology.prompt_view(),
             "prompt_hash": compiler.prompt_hash,
             **job.provider.identity(),
             "params": _params(job),
@@ -164,6 +165,7 @@ async def _run_leased(
     assert run.id is not None
     await asyncio.to_thread(lease.attach, run.id)
     failed_before = await asyncio.to_thread(_count_failed, db, run.id) if resumed else 0
+    demos = await asyncio.to_thread(demo_chooser, db, job.ontology)
     labeler = Labeler(
         job.ontology,
         compiler,
@@ -244,7 +246,8 @@ async def _run_leased(
                 if abort:
                     continue  # drain
                 item_id, payload, content_hash = got
-                outcome = await labeler.label(item_id, payload)
+                shown = demos(item_id, payload) if demos is not None else ()
+                outcome = await labeler.label(item_id, payload, shown)
                 outcome.content_hash = content_hash  # what this answer was made on
                 _account(summary, outcome)
                 writer.put(outcome)

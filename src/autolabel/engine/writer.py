@@ -15,11 +15,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from autolabel.engine.labeler import LabelOutcome
 from autolabel.store.database import Database
-from autolabel.store.tables import Prediction, utcnow
+from autolabel.store.tables import Prediction, PredictionDemos, utcnow
 
 _STOP = object()
 
@@ -107,6 +107,19 @@ class PredictionWriter:
                 )
             if fresh:
                 conn.execute(insert(Prediction), fresh)
+            demos = [
+                {"run_id": self.run_id, "item_id": o.item_id, "refs": list(o.demonstrations)}
+                for o in outcomes
+                if o.demonstrations
+            ]
+            conn.execute(
+                delete(PredictionDemos).where(
+                    PredictionDemos.run_id == self.run_id,  # type: ignore[arg-type]
+                    PredictionDemos.item_id.in_(ids),  # type: ignore[attr-defined]
+                )
+            )
+            if demos:
+                conn.execute(insert(PredictionDemos), demos)
         if self.on_commit is not None:
             self.on_commit(outcomes)
 
@@ -122,7 +135,8 @@ def prediction_row(run_id: int, prompt_hash: str, o: LabelOutcome, now: Any) -> 
         "method": o.method,
         "samples": o.samples,
         "model": o.model,
-        "prompt_hash": prompt_hash,
+        # With demonstrations from reviews each item's prompt (and hash) is its own.
+        "prompt_hash": o.prompt_hash or prompt_hash,
         "tokens_in": o.tokens_in,
         "tokens_out": o.tokens_out,
         "latency_ms": round(o.latency_ms, 3),

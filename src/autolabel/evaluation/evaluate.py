@@ -65,6 +65,8 @@ class EvalResult:
     intervals: dict[str, Any]
     cost: dict[str, Any]
     pairs: list[Pair] = field(default_factory=list, repr=False)
+    # ECE before/after the ontology's latest calibrator, on items it was not fitted on.
+    recalibration: dict[str, Any] | None = None
 
     def to_dict(self, *, with_items: bool = False) -> dict[str, Any]:
         out = asdict(self)
@@ -401,6 +403,7 @@ def evaluate_run(
             sig.bootstrap_macro_f1([p.gold for p in pairs], [p.pred for p in pairs], seed=seed)
         )
     cost = cost_summary(pairs, run, settings)
+    recalibration = _recalibration(db, run, pairs, correct)
     summary = {
         **_headline(task, metrics),
         "n": len(pairs),
@@ -430,6 +433,7 @@ def evaluate_run(
         intervals=intervals,
         cost=cost,
         pairs=pairs,
+        recalibration=recalibration,
     )
     if store:
         with db.session() as session:
@@ -443,6 +447,23 @@ def evaluate_run(
             )
             session.commit()
     return result
+
+
+def _recalibration(
+    db: Database, run: Run, pairs: list[Pair], correct: list[bool]
+) -> dict[str, Any] | None:
+    from autolabel.learning.calibrators import held_out_ece, latest
+
+    record = latest(db, run.ontology_name)
+    if record is None:
+        return None
+    return held_out_ece(
+        record,
+        [p.item_id for p in pairs],
+        [p.confidence for p in pairs],
+        [p.distribution for p in pairs],
+        correct,
+    )
 
 
 def _check_compatible(run: Run, gold: GoldSet, pairs: list[Pair]) -> None:

@@ -7,6 +7,7 @@ every label produced with the same instructions carries the same hash.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -42,6 +43,8 @@ class CompiledPrompt:
     # The assistant's answer begins with this text for choice scoring (e.g. '{"label": "').
     answer_prefix: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    # Refs of the demonstrations chosen for this item (learning issue); part of the hash.
+    demonstrations: tuple[str, ...] = ()
 
     def to_text(self) -> str:
         parts = [f"--- {m['role']} ---\n{m['content']}" for m in self.messages]
@@ -93,7 +96,7 @@ class PromptCompiler:
             {
                 "template": self.template_name,
                 "sources": sources,
-                "ontology": self.ontology.model_dump(mode="json", exclude={"review"}),
+                "ontology": self.ontology.prompt_view(),
             }
         )
 
@@ -107,26 +110,43 @@ class PromptCompiler:
             ) from None
         return "".join(render(ctx)).strip()
 
-    def compile(self, item: dict[str, Any]) -> CompiledPrompt:
+    def compile(self, item: dict[str, Any], demos: Sequence[Any] = ()) -> CompiledPrompt:
+        """Messages for one item. ``demos`` (objects with ``ref``, ``input``, ``output``, e.g.
+        ``learning.Demonstration``) follow the static examples; the prompt hash then covers
+        which demonstrations were shown and their labels."""
         # Defused, so no item can close the data section or open a chat turn.
         shown = {
             name: neutralise(as_text(item.get(name, ""))) for name in self.ontology.input.fields
         }
         messages: list[dict[str, str]] = [{"role": "system", "content": self._system}]
-        for example in self.ontology.examples:
-            ex_item = {name: example.input.get(name, "") for name in self.ontology.input.fields}
+        for example in [*self.ontology.examples, *demos]:
+            # Demonstrations are reviewed items: user data, defused like the item itself.
+            ex_item = {
+                name: neutralise(as_text(example.input.get(name, "")))
+                for name in self.ontology.input.fields
+            }
             messages.append({"role": "user", "content": self._render_block("user", item=ex_item)})
             messages.append(
                 {"role": "assistant", "content": format_answer(self.ontology, example.output)}
             )
         messages.append({"role": "user", "content": self._render_block("user", item=shown)})
+        refs = tuple(str(d.ref) for d in demos)
+        prompt_hash = self.prompt_hash
+        if demos:
+            prompt_hash = stable_hash(
+                {
+                    "base": self.prompt_hash,
+                    "demos": [[r, d.output] for r, d in zip(refs, demos, strict=True)],
+                }
+            )
         return CompiledPrompt(
             messages=messages,
             schema=self.schema,
-            prompt_hash=self.prompt_hash,
+            prompt_hash=prompt_hash,
             task=self.ontology.task,
             labels=tuple(self.ontology.label_names),
             answer_prefix=answer_prefix(self.ontology),
+            demonstrations=refs,
         )
 
 

@@ -52,6 +52,20 @@ class Example(_Strict):
     explanation: str | None = None
 
 
+class DemonstrationSpec(_Strict):
+    """Few-shot demonstrations chosen per item from human decisions (learning issue).
+
+    Written in an ontology as ``examples: {from: reviews, k: 8, select: similar}``
+    (static examples then go under ``static:``), or as ``demonstrations:``.
+    """
+
+    from_: Literal["reviews"] = Field(default="reviews", alias="from")
+    k: int = Field(default=8, ge=1, le=64)
+    select: Literal["similar", "mmr"] = "similar"  # both: MMR over the nearest, label-diverse
+    include_gold: bool = False  # also imported gold labels of this ontology
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class ReviewPolicy(_Strict):
     """Thresholds the router uses (review issue); all overridable per run."""
 
@@ -64,6 +78,8 @@ class ReviewPolicy(_Strict):
     honeypot_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     rules: list[ReviewRule] = Field(default_factory=list)
     lease_seconds: int = Field(default=600, ge=5)
+    # Queue order used by `autolabel route` / `relabel` when none is given.
+    order: Literal["confidence", "uncertainty", "active", "random", "fifo"] = "confidence"
 
     @field_validator("per_label")
     @classmethod
@@ -112,9 +128,23 @@ class Ontology(_Strict):
     fields: list[ExtractField] = Field(default_factory=list)
     guidelines: str = ""
     examples: list[Example] = Field(default_factory=list)
+    demonstrations: DemonstrationSpec | None = None
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
     # Excluded from dumps: a migration section changes no prompt, run key or hash.
     migrate: MigrationSpec | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _examples_mapping(cls, data: Any) -> Any:
+        """``examples: {from: reviews, k: 8, static: [...]}`` → demonstrations + static list."""
+        if isinstance(data, dict) and isinstance(data.get("examples"), dict):
+            data = dict(data)
+            spec = dict(data.pop("examples"))
+            data["examples"] = spec.pop("static", [])
+            if "demonstrations" in data:
+                raise ValueError("give demonstrations either under examples: or demonstrations:")
+            data["demonstrations"] = spec
+        return data
 
     @field_validator("version", mode="before")
     @classmethod
@@ -190,6 +220,14 @@ class Ontology(_Strict):
             raise _LocatedError(loc, "must be a mapping of field name to value")
 
     # -- helpers used across the engine -------------------------------------------------
+    def prompt_view(self) -> dict[str, Any]:
+        """What defines the prompt (hashed): no review policy; ``demonstrations`` only when
+        set, so ontologies without it keep the prompt hashes they always had."""
+        exclude: set[str] = {"review"}
+        if self.demonstrations is None:
+            exclude.add("demonstrations")
+        return self.model_dump(mode="json", exclude=exclude)
+
     @property
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]

@@ -21,6 +21,10 @@ class Candidate:
     row_number: int | None
     confidence: float | None
     reasons: tuple[str, ...]
+    # Top-1 minus top-2 probability, when the label distribution is known.
+    margin: float | None = None
+    # 1 - similarity to the nearest human-reviewed item (``active`` order only).
+    novelty: float | None = None
 
 
 Ordering = Callable[[Candidate, int], float]  # (candidate, seed) -> priority
@@ -67,3 +71,35 @@ def by_random(c: Candidate, seed: int) -> float:
 def by_input_order(c: Candidate, seed: int) -> float:
     """Input file order."""
     return float(c.row_number if c.row_number is not None else c.item_id)
+
+
+def _uncertainty(c: Candidate) -> float:
+    if c.confidence is None:
+        return 1.0
+    if c.margin is not None:
+        return 1.0 - c.margin * c.confidence
+    return 1.0 - c.confidence
+
+
+def _audit_spread(c: Candidate, seed: int, low: float) -> float | None:
+    """Audit items keep a random place in the queue (else an uncertainty order starves them)."""
+    if "audit" in c.reasons and len(c.reasons) == 1:
+        return low * seeded_unit(seed, "audit-order", c.item_id)
+    return None
+
+
+@register_ordering("uncertainty")
+def by_uncertainty(c: Candidate, seed: int) -> float:
+    """Smallest margin between the two likeliest labels first (1 - confidence without one)."""
+    spread = _audit_spread(c, seed, -1.0)
+    return spread if spread is not None else -_uncertainty(c)
+
+
+@register_ordering("active")
+def by_active(c: Candidate, seed: int) -> float:
+    """Uncertain items in regions no human has reviewed yet first (see learning/active.py);
+    ``route`` fills ``novelty`` from embeddings; without it this is ``uncertainty``."""
+    spread = _audit_spread(c, seed, -2.0)
+    if spread is not None:
+        return spread
+    return -_uncertainty(c) * (1.0 + (c.novelty if c.novelty is not None else 0.0))

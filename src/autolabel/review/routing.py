@@ -60,6 +60,9 @@ class RoutingReport:
     by_reason: dict[str, int] = field(default_factory=dict)
     # label -> {"auto": n, "queued": n}; multi-label/spans count each label present.
     per_label: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Items whose prediction needs no human (relabel withdraws their open tasks).
+    auto_item_ids: list[int] = field(default_factory=list)
+    calibrator_version: int | None = None
 
 
 def effective_policy(
@@ -101,13 +104,18 @@ def route(
     overrides: Mapping[str, Any] | None = None,
     prior_column: str | None = None,
     gold_set: str | int | None = None,
-    order: str = "confidence",
+    order: str | None = None,
     seed: int = 0,
+    calibrator: Any = None,
 ) -> RoutingReport:
-    """Route the first run's predictions; further runs only add ``run_disagreement``."""
+    """Route the first run's predictions; further runs only add ``run_disagreement``.
+
+    ``order`` defaults to the ontology's ``review.order``. ``calibrator`` (a
+    ``learning.Calibrator``) turns raw confidences into calibrated ones for the
+    thresholds, the order and what the TUI shows.
+    """
     if not run_ids:
         raise ConfigError("route needs at least one run id")
-    ordering = get_ordering(order)
     report = RoutingReport(run_ids=list(run_ids), queue=queue)
     with db.session() as s:
         runs = [_run(s, rid) for rid in run_ids]
@@ -119,6 +127,8 @@ def route(
             )
         ont = Ontology.model_validate(main.ontology)
         policy = effective_policy(ont, overrides)
+        order = order or policy.order
+        ordering = get_ordering(order)
         rows = s.exec(
             select(Prediction, Item)
             .join(Item, col(Prediction.item_id) == col(Item.id))
@@ -129,12 +139,17 @@ def route(
         names = {r.id: (r.name or f"run {r.id}") for r in runs}
 
         queued: dict[int, tuple[Prediction, Item, list[str], dict[str, Any]]] = {}
+        confs: dict[int, float | None] = {}
         for pred, item in rows:
             report.n_items += 1
             alternatives = {
                 names[rid]: labels[item.id] for rid, labels in others.items() if item.id in labels
             }
-            reasons = _reasons(ont, policy, pred, item, alternatives, prior_column)
+            conf = pred.confidence
+            if calibrator is not None and pred.label is not None:
+                conf = calibrator.apply(conf, pred.distribution)
+            confs[item.id] = conf  # type: ignore[index]
+            reasons = _reasons(ont, policy, pred, item, alternatives, prior_column, conf)
             if not reasons and seeded_unit(seed, "audit", item.id) < policy.audit_rate:
                 reasons = ["audit"]
             bucket = "queued" if reasons else "auto"
@@ -144,10 +159,20 @@ def route(
                 queued[item.id] = (pred, item, reasons, alternatives)  # type: ignore[index]
             else:
                 report.auto_accepted += 1
+                report.auto_item_ids.append(item.id)  # type: ignore[arg-type]
 
+        novelty = _novelty(db, ont, queued) if order == "active" else {}
         priorities = {
             item_id: ordering(
-                Candidate(item_id, item.row_number, pred.confidence, tuple(reasons)), seed
+                Candidate(
+                    item_id,
+                    item.row_number,
+                    confs[item_id],
+                    tuple(reasons),
+                    margin=_margin(pred.distribution),
+                    novelty=novelty.get(item_id),
+                ),
+                seed,
             )
             for item_id, (pred, item, reasons, _) in queued.items()
         }
@@ -163,6 +188,7 @@ def route(
                 elif item_id in preds:
                     pred, item = preds[item_id]
                     report.auto_accepted -= 1
+                    report.auto_item_ids.remove(item_id)
                     queued[item_id] = (pred, item, ["honeypot"], {})
         report.honeypots = len([i for i in honeypots if i in queued])
         required = policy.consensus
@@ -200,7 +226,7 @@ def route(
                 task.run_id = main.id
                 task.prediction_id = pred.id
                 task.suggestion = pred.label
-                task.confidence = pred.confidence
+                task.confidence = confs.get(item_id, pred.confidence)
                 task.alternatives = alternatives or None
                 task.priority = priorities[item_id]
                 task.required_decisions = required
@@ -210,6 +236,25 @@ def route(
         s.commit()
     report.by_reason = dict(Counter(report.by_reason).most_common())
     return report
+
+
+def _margin(distribution: Any) -> float | None:
+    if not isinstance(distribution, Mapping) or len(distribution) < 2:
+        return None
+    try:
+        top = sorted((float(v) for v in distribution.values()), reverse=True)
+    except (TypeError, ValueError):
+        return None
+    return top[0] - top[1]
+
+
+def _novelty(
+    db: Database, ont: Ontology, queued: Mapping[int, tuple[Prediction, Item, Any, Any]]
+) -> dict[int, float]:
+    """Per queued item: 1 - similarity to the nearest human-reviewed item of the ontology."""
+    from autolabel.learning.live import novelty_by_item
+
+    return novelty_by_item(db, ont, {i: q[1].payload for i, q in queued.items()})
 
 
 def _run(s: Session, run_id: int) -> Run:
@@ -234,11 +279,11 @@ def _reasons(
     item: Item,
     alternatives: dict[str, Any],
     prior_column: str | None,
+    conf: float | None,
 ) -> list[str]:
     if pred.label is None or pred.error:
         return ["model_failed"]
     reasons: list[str] = []
-    conf = pred.confidence
     if conf is None or conf < threshold_for(policy, ont.task, pred.label):
         reasons.append("low_confidence")
     if policy.route_on_disagreement:

@@ -318,3 +318,46 @@ class GoldSetOntology(SQLModel, table=True):
     __tablename__ = "gold_set_ontology_versions"
     gold_set_id: int = Field(foreign_key="gold_sets.id", primary_key=True)
     ontology_version_id: int = Field(foreign_key="ontology_versions.id", index=True)
+
+
+# -- learning (new tables: created by create_all, no migration step needed) ----------------
+
+
+class PredictionDemos(SQLModel, table=True):
+    """Which demonstrations (refs such as ``item:42``) were shown when labelling an item."""
+
+    __tablename__ = "prediction_demos"
+    __table_args__ = (UniqueConstraint("run_id", "item_id", name="uq_demos_run_item"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    refs: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class CalibratorRecord(SQLModel, table=True):
+    """A fitted recalibration of an ontology's confidences, versioned per ontology."""
+
+    __tablename__ = "calibrators"
+    __table_args__ = (UniqueConstraint("ontology_name", "version", name="uq_calibrator_version"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ontology_name: str = Field(index=True)
+    version: int = 1
+    method: str
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    n_fitted: int = 0
+    # Decision ids the pairs came from, and the items (never reported on by eval).
+    decision_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    item_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+
+
+class RunLineage(SQLModel, table=True):
+    """A run made by ``relabel`` from a parent run (with the calibrator it applied)."""
+
+    __tablename__ = "run_lineage"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", index=True, unique=True)
+    parent_run_id: int = Field(foreign_key="runs.id", index=True)
+    calibrator_id: int | None = Field(default=None, foreign_key="calibrators.id")
+    n_demonstrations: int = 0  # size of the pool the demonstrations came from
+    created_at: datetime = _ts()
