@@ -96,6 +96,9 @@ class LocalProvider(Provider):
         self.base_url = None
         self.runtime = get_runtime(model_path, n_ctx=n_ctx, n_threads=n_threads)
         self._grammars: dict[str, Any] = {}
+        # Score all label continuations in one batched decode (False: one after
+        # another, the reference the batched scores are tested against).
+        self.batched = True
 
     @property
     def llama(self) -> Any:
@@ -152,6 +155,14 @@ class LocalProvider(Provider):
         token prefix shared by ``text`` and every ``text+choice`` — the same context
         for all choices, so their scores stay comparable.
         """
+        prefix, conts, n_prompt = self.choice_tokens(text, choices, closing)
+        scored = self.runtime.score_continuations(prefix, conts, batched=self.batched)
+        return [s for s, _ in scored], n_prompt, sum(len(c) for c in conts)
+
+    def choice_tokens(
+        self, text: str, choices: list[str], closing: str
+    ) -> tuple[list[int], list[list[int]], int]:
+        """The shared token prefix, each choice's continuation after it, len(text) in tokens."""
         rt = self.runtime
         prefix = rt.tokenize(text)
         fulls = [rt.tokenize(text + choice + closing) for choice in choices]
@@ -165,9 +176,7 @@ class LocalProvider(Provider):
             common = min(common, n)
         if common == 0:
             raise ValueError("the prompt and its answer choices share no tokens")
-        conts = [full[common:] for full in fulls]
-        scored = rt.score_continuations(prefix[:common], conts)
-        return [s for s, _ in scored], len(prefix), sum(len(c) for c in conts)
+        return prefix[:common], [full[common:] for full in fulls], len(prefix)
 
     def _classify(self, request: ProviderRequest) -> ProviderResponse:
         prompt = request.prompt
