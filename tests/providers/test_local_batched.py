@@ -16,6 +16,8 @@ Today's sequential loop itself mixes both kernels (short labels < 4 tokens). So:
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from autolabel.ontology.compiler import PromptCompiler
@@ -156,3 +158,43 @@ async def test_provider_classifies_with_batched_scores(gemma_provider) -> None: 
     finally:
         gemma_provider.batched = True
     assert batched == pytest.approx(sequential, abs=SHAPE_NOISE)
+
+
+EMOTIONS = Ontology.model_validate(
+    {
+        "name": "emotions",
+        "task": "multi_label",
+        "description": "Which emotions does the text express?",
+        "labels": [{"name": n} for n in ("joy", "anger", "gratitude", "sadness", "curiosity")],
+    }
+)
+
+
+async def test_multi_label_is_one_batched_decode_and_order_independent(gemma_provider) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    rt = gemma_provider.runtime
+    prompt = PromptCompiler(EMOTIONS).compile({"text": "Thanks a lot, this made my day!"})
+    decodes = rt.n_chunk_decodes
+    probs = (await gemma_provider.complete(ProviderRequest(prompt))).label_scores
+    assert rt.n_chunk_decodes - decodes == 1  # five questions, ten answers, one decode
+    assert set(probs) == set(EMOTIONS.label_names)
+    assert all(0.0 < p < 1.0 for p in probs.values())
+    # The same item with the labels asked in another order: the same probabilities.
+    shuffled = dataclasses.replace(prompt, labels=tuple(reversed(prompt.labels)))
+    again = (await gemma_provider.complete(ProviderRequest(shuffled))).label_scores
+    assert again == pytest.approx(probs, abs=1e-6)
+    # And within llama.cpp's decode-shape noise of today's one-question-at-a-time loop.
+    gemma_provider.batched = False
+    try:
+        sequential = (await gemma_provider.complete(ProviderRequest(prompt))).label_scores
+    finally:
+        gemma_provider.batched = True
+
+    # Compared as logits (yes minus no): each is a difference of two scores, each
+    # within SHAPE_NOISE (the loop decodes "true"/"false" alone: the < 4-token kernel).
+    def logit(p: float) -> float:
+        return math.log(p / (1.0 - p))
+
+    for label, p in probs.items():
+        assert logit(p) == pytest.approx(logit(sequential[label]), abs=2 * SHAPE_NOISE)

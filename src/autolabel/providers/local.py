@@ -198,17 +198,54 @@ class LocalProvider(Provider):
     def _multi_label(self, request: ProviderRequest) -> ProviderResponse:
         labels = list(request.prompt.labels)
         base = request.messages()
-        probs: dict[str, float] = {}
+        rt = self.runtime
         # Count the shared item prompt once and each label's question on top of it.
-        base_len = len(self.runtime.tokenize(self.runtime.chat_text(base)))
-        n_in, n_out = base_len, 0
+        base_len = len(rt.tokenize(rt.chat_text(base)))
+        texts = []
         for label in labels:
             question = {"role": "user", "content": _APPLIES_QUESTION.format(label=label)}
-            text = self.runtime.chat_text([*base, question]) + _APPLIES_PREFIX
+            texts.append(rt.chat_text([*base, question]) + _APPLIES_PREFIX)
+        if not self.batched:
+            return self._multi_label_sequential(labels, texts, base_len)
+        # One batched decode for every label's question and both answers: the item
+        # prompt is decoded once (sequence 0), each label's question is its own sequence
+        # (so a label never sees another label's question: order-independent).
+        per_label = [self.choice_tokens(text, ["true", "false"], "}") for text in texts]
+        fulls = [prefix + cont for prefix, conts, _ in per_label for cont in conts]
+        common = min(len(prefix) for prefix, _, _ in per_label)
+        first = fulls[0]
+        for full in fulls[1:]:
+            n = 0
+            for a, b in zip(first, full, strict=False):
+                if a != b:
+                    break
+                n += 1
+            common = min(common, n)
+        scored = rt.score_continuations(first[:common], [full[common:] for full in fulls])
+        probs: dict[str, float] = {}
+        for k, label in enumerate(labels):
+            (yes, _), (no, _) = scored[2 * k], scored[2 * k + 1]
+            probs[label] = 1.0 / (1.0 + math.exp(no - yes))
+        n_in = base_len + sum(max(0, n - base_len) for _, _, n in per_label)
+        n_out = sum(len(c) for _, conts, _ in per_label for c in conts)
+        return self._multi_label_response(labels, probs, n_in, n_out)
+
+    def _multi_label_sequential(
+        self, labels: list[str], texts: list[str], base_len: int
+    ) -> ProviderResponse:
+        """One yes/no scoring after another (the reference the batched path replaces)."""
+        probs: dict[str, float] = {}
+        n_in, n_out = base_len, 0
+        for label, text in zip(labels, texts, strict=True):
             (yes, no), t_in, t_out = self._choice_scores(text, ["true", "false"], "}")
             probs[label] = 1.0 / (1.0 + math.exp(no - yes))
             n_in += max(0, t_in - base_len)
             n_out += t_out
+        return self._multi_label_response(labels, probs, n_in, n_out)
+
+    def _multi_label_response(
+        self, labels: list[str], probs: dict[str, float], n_in: int, n_out: int
+    ) -> ProviderResponse:
         chosen = [label for label in labels if probs[label] >= 0.5]
         return ProviderResponse(
             samples=[Sample(text=json.dumps({"labels": chosen}, ensure_ascii=False))],
