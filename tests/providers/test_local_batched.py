@@ -198,3 +198,19 @@ async def test_multi_label_is_one_batched_decode_and_order_independent(gemma_pro
 
     for label, p in probs.items():
         assert logit(p) == pytest.approx(logit(sequential[label]), abs=2 * SHAPE_NOISE)
+
+
+def test_bounded_scoring_finds_the_same_best_label(gemma_provider) -> None:  # type: ignore[no-untyped-def]
+    rt = gemma_provider.runtime
+    prefix, conts = _prompt(gemma_provider, LABELS, "My card payment was declined twice.")
+    full = [s for s, _ in rt.score_continuations(prefix, conts)]
+    decodes = rt.n_chunk_decodes
+    bounded, exact = rt.score_bounded(prefix, conts, first=2)
+    assert rt.n_chunk_decodes > decodes and not all(exact)  # some labels were never decoded
+    best = max(range(len(conts)), key=lambda i: bounded[i])
+    assert exact[best] and best == max(range(len(conts)), key=lambda i: full[i])
+    for b, e, f in zip(bounded, exact, full, strict=True):
+        if e:
+            assert b == pytest.approx(f, abs=SHAPE_NOISE)
+        else:  # an upper bound that could not win: above the true score, below the best
+            assert f <= b + SHAPE_NOISE and b < bounded[best]

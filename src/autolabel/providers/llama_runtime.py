@@ -259,6 +259,34 @@ class LlamaRuntime:
         self._last_logits = None
         return out
 
+    def score_bounded(
+        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], *, first: int = 4
+    ) -> tuple[list[float], list[bool]]:
+        """Exact scores for the continuations that can still win; bounds for the rest.
+
+        A continuation's log-prob is at most its first token's (every further term is
+        <= 0), and first tokens are free (the prefix's logits). So: score the likeliest
+        ``first`` continuations exactly (one batched decode), then only those whose bound
+        still reaches the best exact score, until none does. The argmax is exact; the
+        others keep their upper bound (their probability is over-, the winner's
+        under-estimated). Returns (score, exact) per continuation.
+        """
+        lp = log_softmax(self.prepare(prefix))
+        scores = [float(lp[c[0]]) for c in continuations]
+        exact = [len(c) == 1 for c in continuations]
+        best = max((s for s, e in zip(scores, exact, strict=True) if e), default=-np.inf)
+        order = sorted(range(len(continuations)), key=lambda i: -scores[i])
+        take = first
+        while True:
+            todo = [i for i in order if not exact[i] and scores[i] >= best][:take]
+            if not todo:
+                return scores, exact
+            done = self._score_batched(prefix, [continuations[i] for i in todo], max_seqs=None)
+            for i, (score, _) in zip(todo, done, strict=True):
+                scores[i], exact[i] = score, True
+                best = max(best, score)
+            take *= 2
+
     def _score_batched(
         self,
         prefix: Sequence[int],

@@ -99,6 +99,9 @@ class LocalProvider(Provider):
         # Score all label continuations in one batched decode (False: one after
         # another, the reference the batched scores are tested against).
         self.batched = True
+        # Classify with more labels than this: exact scores only for the labels that can
+        # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
+        self.bound_above = 8
 
     @property
     def llama(self) -> Any:
@@ -184,7 +187,12 @@ class LocalProvider(Provider):
         text = self.runtime.chat_text(request.messages()) + prompt.answer_prefix
         # The answer is JSON: a label is written escaped, then the string and object close.
         choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
-        scores, n_in, n_out = self._choice_scores(text, choices, '"}')
+        if self.batched and len(labels) > self.bound_above:
+            prefix, conts, n_in = self.choice_tokens(text, choices, '"}')
+            scores, _ = self.runtime.score_bounded(prefix, conts)
+            n_out = sum(len(c) for c in conts)
+        else:
+            scores, n_in, n_out = self._choice_scores(text, choices, '"}')
         best = labels[int(np.argmax(scores))]
         return ProviderResponse(
             samples=[Sample(text=json.dumps({"label": best}, ensure_ascii=False))],
