@@ -5,10 +5,14 @@ How each task is answered:
 - **classify** — choice scoring. The chat template is applied to the messages with
   the assistant turn opened, the answer prefix ``{"label": "`` appended, and every
   label is scored by the summed log-probability of its tokens plus the closing
-  ``"}``. The shared prefix is decoded once; only each label's few tokens are
-  decoded after it. ``label_scores`` holds those log-probs; the sample is the argmax.
+  ``"}``. The shared prefix is decoded once; the labels' tokens after it are decoded
+  together in one batched decode (a token trie, a sequence per label). With more than
+  ``bound_above`` labels, only labels that can still win are decoded (a label's score
+  is at most its first token's log-prob, known from the prefix); the others keep that
+  upper bound. ``label_scores`` holds those log-probs; the sample is the argmax.
 - **multi_label** — one yes/no question per label on top of the item's prompt
-  (``{"applies": true|false}``), scored like a two-way choice: P(label applies) is
+  (``{"applies": true|false}``), all labels' questions in one batched decode, each in
+  its own sequence, scored like a two-way choice: P(label applies) is
   the normalised probability of ``true``. Why not read probabilities off a generated
   ``{"labels": [...]}`` list: a token's probability there is conditioned on the labels
   already listed and on their order, so it is not the marginal P(applies). The
