@@ -151,13 +151,16 @@ async def test_provider_classifies_with_batched_scores(gemma_provider) -> None: 
         }
     )
     request = ProviderRequest(PromptCompiler(ontology).compile({"text": "My PIN is blocked."}))
-    batched = (await gemma_provider.complete(request)).label_scores
-    gemma_provider.batched = False
+    bounded = (await gemma_provider.complete(request)).label_scores  # 12 labels > 8
+    gemma_provider.bound_above = len(LABELS)  # every label scored exactly
     try:
+        batched = (await gemma_provider.complete(request)).label_scores
+        gemma_provider.batched = False
         sequential = (await gemma_provider.complete(request)).label_scores
     finally:
-        gemma_provider.batched = True
+        gemma_provider.batched, gemma_provider.bound_above = True, 8
     assert batched == pytest.approx(sequential, abs=SHAPE_NOISE)
+    assert max(bounded, key=bounded.__getitem__) == max(batched, key=batched.__getitem__)
 
 
 EMOTIONS = Ontology.model_validate(
