@@ -11,6 +11,12 @@ On the same N SST-2 dev prompts (compiled by PromptCompiler from ontologies/sst2
 
 Usage: .venv/bin/python bench/local.py [--model qwen2.5-coder-1.5b] [--n 60]
 Prints items/s, the ratio to the bare loop, and accuracy against the gold labels.
+
+Task sections (--task banking77 | goemotions | all), on the shipped eval slices: the
+engine (LocalProvider, every label continuation / question in one batched decode) vs
+today's method (the same provider scoring labels one after another, batched=False),
+on the same items, with accuracy (classify) or macro-F1 and subset accuracy
+(multi-label, labels with P >= 0.5). --n-slow caps the items of the slow method.
 """
 
 from __future__ import annotations
@@ -181,13 +187,102 @@ def _label(value) -> str:  # type: ignore[no-untyped-def]
     return str(value)
 
 
+TASKS = {
+    "banking77": ("banking77.yaml", "banking77_test.csv", "label"),
+    "goemotions": ("goemotions.yaml", "goemotions_test.jsonl", "labels"),
+}
+
+
+def load_task_items(task: str, n: int) -> list[dict]:
+    _, data, gold = TASKS[task]
+    path = REPO / "eval" / "data" / data
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    else:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    return [{"text": r["text"], "gold": r[gold]} for r in rows[:n]]
+
+
+async def _run(provider: LocalProvider, requests, batched: bool):  # type: ignore[no-untyped-def]
+    provider.batched = batched
+    outs = []
+    start, cpu = time.perf_counter(), time.process_time()
+    for req in requests:
+        resp = await provider.complete(req)
+        outs.append(json.loads(resp.samples[0].text))
+        print(".", end="", flush=True, file=sys.stderr)
+    provider.batched = True
+    # CPU seconds too: on a shared, overloaded machine wall time mostly measures the queue.
+    return time.perf_counter() - start, time.process_time() - cpu, outs
+
+
+def _multi_label_quality(
+    labels: list[str], preds: list[set], golds: list[set]
+) -> tuple[float, float]:
+    """Macro-F1 over the label set and subset (exact-match) accuracy."""
+    f1s = []
+    for label in labels:
+        tp = sum(label in p and label in g for p, g in zip(preds, golds, strict=True))
+        fp = sum(label in p and label not in g for p, g in zip(preds, golds, strict=True))
+        fn = sum(label not in p and label in g for p, g in zip(preds, golds, strict=True))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    subset = sum(p == g for p, g in zip(preds, golds, strict=True)) / len(golds)
+    return sum(f1s) / len(f1s), subset
+
+
+def bench_task(task: str, provider: LocalProvider, n: int, n_slow: int) -> None:
+    """One task section: the batched engine vs today's one-after-another scoring."""
+    ontology = load_ontology(REPO / "ontologies" / TASKS[task][0])
+    compiler = PromptCompiler(ontology)
+    items = load_task_items(task, n)
+    requests = [ProviderRequest(compiler.compile({"text": it["text"]})) for it in items]
+    labels = list(ontology.label_names)
+    load = os.getloadavg()[0]
+    print(f"\n## {task}: {len(labels)} labels, {ontology.task.value} (load avg {load:.1f})")
+    print(f"{'method':<26}{'items':>6}{'s/item':>9}{'cpu s/item':>11}{'quality':>44}")
+    # Warm-up: the system prompt (the label list) is decoded once and then reused by
+    # every item, so neither method pays for it inside the timing.
+    asyncio.run(_run(provider, requests[-1:], True))
+    rows = {
+        "engine (batched)": (n, *asyncio.run(_run(provider, requests, True))),
+        "today (one by one)": (n_slow, *asyncio.run(_run(provider, requests[:n_slow], False))),
+    }
+    for name, (k, elapsed, cpu, outs) in rows.items():
+        gold = [it["gold"] for it in items[:k]]
+        if "label" in (outs[0] if outs else {}):
+            acc = sum(o["label"] == g for o, g in zip(outs, gold, strict=True)) / k
+            quality = f"accuracy {acc:.1%}"
+            if k < n:  # the engine on the same items, for a like-for-like comparison
+                first = rows["engine (batched)"][3][:k]
+                same = sum(o["label"] == g for o, g in zip(first, gold, strict=True)) / k
+                quality += f" (engine on these {k}: {same:.1%})"
+        else:
+            preds = [set(o["labels"]) for o in outs]
+            golds = [set(g) for g in gold]
+            f1, subset = _multi_label_quality(labels, preds, golds)
+            quality = f"macro-F1 {f1:.3f}, subset acc {subset:.1%}"
+        print(f"{name:<26}{k:>6}{elapsed / k:>9.2f}{cpu / k:>11.2f}{quality:>44}")
+    print(f"(load avg after: {os.getloadavg()[0]:.1f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-pipeline", action="store_true")
+    ap.add_argument("--task", choices=["sst2", *TASKS, "all"], default="sst2")
+    ap.add_argument("--n-slow", type=int, default=None, help="items for the slow method")
     args = ap.parse_args()
+    if args.task != "sst2":
+        provider = LocalProvider(
+            resolve_model(args.model), model_name=args.model, n_ctx=2048, n_threads=args.threads
+        )
+        for task in TASKS if args.task == "all" else [args.task]:
+            bench_task(task, provider, args.n, args.n_slow or args.n)
+        if args.task != "all":
+            return
 
     ontology = load_ontology(REPO / "ontologies" / "sst2.yaml")
     compiler = PromptCompiler(ontology)

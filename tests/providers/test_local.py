@@ -181,7 +181,9 @@ async def test_choice_scores_match_a_from_scratch_evaluation(gemma_provider) -> 
     # Another item in between moves the KV cache elsewhere; scores must come back equal.
     await gemma_provider.complete(_request(ont, "an utterly charming film ."))
     again = (await gemma_provider.complete(req)).label_scores
-    assert again == pytest.approx(first, abs=1e-3)
+    # Not bit-equal: llama.cpp's CPU logits move with the number of tokens per decode
+    # (see test_local_batched.py), and prefix reuse changes how a prompt is split.
+    assert again == pytest.approx(first, abs=0.15)
 
     rt = gemma_provider.runtime
     text = rt.chat_text(req.messages()) + req.prompt.answer_prefix
@@ -201,7 +203,9 @@ async def test_choice_scores_match_a_from_scratch_evaluation(gemma_provider) -> 
         return total
 
     label = ont.label_names[0]  # one label keeps this from-scratch check affordable
-    assert first[label] == pytest.approx(reference(label), abs=0.05)
+    # 0.15: decodes of <4 and of >=4 tokens take different quantized-matmul kernels in
+    # llama.cpp's CPU backend, which moves a token's log-prob by up to ~0.15 on Gemma.
+    assert first[label] == pytest.approx(reference(label), abs=0.15)
 
 
 @pytest.mark.model

@@ -10,6 +10,12 @@ logprobs when ``logits_all=True``, which allocates ``n_ctx × n_vocab`` floats
 ourselves and ask for logits only at the positions we score, and we keep track of
 the tokens in the KV cache so that consecutive prompts (same system prompt, same
 item for every label) re-use everything they share.
+
+Why our own context: the high-level ``Llama`` creates its context with one sequence
+(``n_seq_max=1``). Scoring many label continuations in one batched decode needs a
+sequence per label, so the runtime swaps in a context made from the *already loaded*
+model (same parameters, plus ``n_seq_max`` and a unified KV cache, so that the item
+prompt's cells are shared by every label sequence instead of copied).
 """
 
 from __future__ import annotations
@@ -55,6 +61,9 @@ class Generated:
 
 
 _LOG_CALLBACK: Any = None
+# Label sequences per batched decode (llama.cpp allows up to 256): enough for most
+# label sets in one decode, and the logits buffer stays bounded by the token budget.
+_MAX_SEQUENCES = 128
 
 
 def silence_llama_logs() -> None:
@@ -102,11 +111,37 @@ class LlamaRuntime:
         self.n_ctx = n_ctx
         self.n_vocab = self.llama.n_vocab()
         self.n_batch = self.llama.n_batch
+        self.n_seq_max = self._swap_in_batch_context()
+        self.n_chunk_decodes = 0  # batched-scoring decodes so far (benchmarks, tests)
         # llama.cpp contexts are not thread-safe: one worker thread owns this one.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._kv: list[int] = []  # tokens currently held in sequence 0 of the KV cache
         self._last_logits: np.ndarray | None = None
         self._formatter = self._make_formatter()
+
+    def _swap_in_batch_context(self) -> int:
+        """Replace the ``Llama``'s one-sequence context by a multi-sequence one.
+
+        Made from ``self.llama._model`` (no second model load) with the ``Llama``'s own
+        context parameters, so whatever the constructor configured still applies. The
+        old context is freed (its KV cache and logits buffer would only cost memory).
+        Returns the number of sequences the new context holds.
+        """
+        import llama_cpp
+        from llama_cpp._internals import LlamaContext
+
+        params = llama_cpp.llama_context_params.from_buffer_copy(self.llama.context_params)
+        # Sequence 0 holds the prompt; 1…n-1 hold label continuations. A unified cache
+        # lets a cell belong to several sequences, so the shared prompt is stored once.
+        n_seq = min(int(llama_cpp.llama_max_parallel_sequences()), _MAX_SEQUENCES)
+        params.n_seq_max = n_seq
+        params.kv_unified = True
+        ctx = LlamaContext(model=self.llama._model, params=params, verbose=False)
+        old = self.llama._ctx
+        self.llama._ctx = ctx
+        self.llama.context_params = params
+        old.close()
+        return n_seq
 
     # --- text ↔ tokens --------------------------------------------------------------
 
@@ -202,12 +237,22 @@ class LlamaRuntime:
         return logits
 
     def score_continuations(
-        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]]
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        *,
+        batched: bool = True,
+        max_seqs: int | None = None,
     ) -> list[tuple[float, int]]:
         """Sum of log-probs of each continuation after ``prefix`` (prefix decoded once).
 
-        Returns (logprob, tokens decoded) per continuation.
+        Returns (logprob, tokens decoded) per continuation. ``batched`` decodes all
+        continuations in one llama_decode per chunk (a token trie, a sequence per
+        continuation); ``batched=False`` is the one-after-another reference.
+        ``max_seqs`` caps the continuations per chunk (below the context's limit).
         """
+        if batched:
+            return self._score_batched(prefix, continuations, max_seqs=max_seqs)
         first = log_softmax(self.prepare(prefix))
         base = len(prefix)
         out: list[tuple[float, int]] = []
@@ -222,6 +267,148 @@ class LlamaRuntime:
         # The cache now ends with the last continuation; the next prepare() trims it.
         self._last_logits = None
         return out
+
+    def score_bounded(
+        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], *, first: int = 4
+    ) -> tuple[list[float], list[bool]]:
+        """Exact scores for the continuations that can still win; bounds for the rest.
+
+        A continuation's log-prob is at most its first token's (every further term is
+        <= 0), and first tokens are free (the prefix's logits). So: score the likeliest
+        ``first`` continuations exactly (one batched decode), then only those whose bound
+        still reaches the best exact score, until none does. The argmax is exact; the
+        others keep their upper bound (their probability is over-, the winner's
+        under-estimated). Returns (score, exact) per continuation.
+        """
+        lp = log_softmax(self.prepare(prefix))
+        scores = [float(lp[c[0]]) for c in continuations]
+        exact = [len(c) == 1 for c in continuations]
+        best = max((s for s, e in zip(scores, exact, strict=True) if e), default=-np.inf)
+        order = sorted(range(len(continuations)), key=lambda i: -scores[i])
+        take = first
+        while True:
+            todo = [i for i in order if not exact[i] and scores[i] >= best][:take]
+            if not todo:
+                return scores, exact
+            done = self._score_batched(prefix, [continuations[i] for i in todo], max_seqs=None)
+            for i, (score, _) in zip(todo, done, strict=True):
+                scores[i], exact[i] = score, True
+                best = max(best, score)
+            take *= 2
+
+    def _score_batched(
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        *,
+        max_seqs: int | None,
+    ) -> list[tuple[float, int]]:
+        """All continuations as one token trie, decoded in as few batches as fit.
+
+        The prefix stays in sequence 0; each continuation of a chunk gets its own
+        sequence (1…k) that shares the prefix's KV cells, and a trie node (a token at
+        a depth, reached by the same tokens) is decoded once for every continuation
+        through it. The scores are those of the sequential loop: same tokens, same
+        positions, same attention (each sequence sees the prefix and its own path).
+        """
+        prefix_logits = self.prepare(prefix)
+        first = log_softmax(prefix_logits)
+        base = len(prefix)
+        limit = self.n_seq_max - 1
+        if max_seqs is not None:
+            limit = max(1, min(limit, max_seqs))
+        # Token budget of one decode: the batch size and the free KV cells.
+        budget = min(self.n_batch, self.n_ctx - base)
+        out: list[tuple[float, int] | None] = [None] * len(continuations)
+        # Sorted, continuations that share prefixes land in the same chunk.
+        todo = sorted(
+            (i for i, c in enumerate(continuations) if len(c) > 1),
+            key=lambda i: list(continuations[i]),
+        )
+        for i, cont in enumerate(continuations):
+            if not cont:
+                raise ValueError("cannot score an empty continuation")
+            if len(cont) == 1:
+                out[i] = (float(first[cont[0]]), 0)
+        chunk: list[int] = []
+        nodes: set[tuple[int, ...]] = set()
+        for i in todo:
+            body = tuple(continuations[i][:-1])
+            if len(body) > budget:
+                raise ValueError(f"an answer of {len(body)} tokens does not fit n_ctx={self.n_ctx}")
+            new = {body[: d + 1] for d in range(len(body))} - nodes
+            if chunk and (len(chunk) >= limit or len(nodes) + len(new) > budget):
+                self._score_chunk(base, first, continuations, chunk, out)
+                chunk, nodes = [], set()
+                new = {body[: d + 1] for d in range(len(body))}
+            chunk.append(i)
+            nodes |= new
+        if chunk:
+            self._score_chunk(base, first, continuations, chunk, out)
+        # Sequence 0 still holds exactly the prefix: its logits stay valid.
+        self._last_logits = prefix_logits
+        return [o for o in out if o is not None]
+
+    def _score_chunk(
+        self,
+        base: int,
+        first: np.ndarray,
+        continuations: Sequence[Sequence[int]],
+        chunk: Sequence[int],
+        out: list[tuple[float, int] | None],
+    ) -> None:
+        import llama_cpp
+
+        ctx = self.llama._ctx
+        index: dict[tuple[int, ...], int] = {}  # path of tokens → batch row
+        tokens: list[int] = []
+        seqs: list[list[int]] = []
+        depths: list[int] = []
+        for k, i in enumerate(chunk):
+            body = tuple(continuations[i][:-1])
+            for d in range(len(body)):
+                row = index.get(body[: d + 1])
+                if row is None:  # a parent is always added before its children
+                    row = index[body[: d + 1]] = len(tokens)
+                    tokens.append(body[d])
+                    depths.append(d)
+                    seqs.append([])
+                seqs[row].append(k + 1)
+        batch = self.llama._batch.batch
+        batch.n_tokens = len(tokens)
+        for row, tok in enumerate(tokens):
+            batch.token[row] = tok
+            batch.pos[row] = base + depths[row]
+            batch.n_seq_id[row] = len(seqs[row])
+            for j, seq in enumerate(seqs[row]):
+                batch.seq_id[row][j] = seq
+            batch.logits[row] = True
+        for k in range(len(chunk)):
+            ctx.kv_cache_seq_cp(0, k + 1, -1, -1)  # metadata only: cells gain a seq id
+        try:
+            ctx.decode(self.llama._batch)
+            self.n_chunk_decodes += 1
+            # Which next tokens each row predicts; one log-softmax per row, kept small.
+            wanted: dict[int, set[int]] = {}
+            for i in chunk:
+                cont = continuations[i]
+                for d in range(len(cont) - 1):
+                    wanted.setdefault(index[tuple(cont[: d + 1])], set()).add(cont[d + 1])
+            picked: dict[tuple[int, int], float] = {}
+            for row, nexts in wanted.items():
+                ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, row)
+                lp = log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+                for tok in nexts:
+                    picked[row, tok] = float(lp[tok])
+            for i in chunk:
+                cont = continuations[i]
+                total = float(first[cont[0]])
+                for d in range(len(cont) - 1):
+                    total += picked[index[tuple(cont[: d + 1])], cont[d + 1]]
+                out[i] = (total, len(cont) - 1)
+        finally:
+            for k in range(len(chunk)):
+                ctx.kv_cache_seq_rm(k + 1, -1, -1)
 
     def generate(
         self,

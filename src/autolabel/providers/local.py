@@ -5,10 +5,14 @@ How each task is answered:
 - **classify** — choice scoring. The chat template is applied to the messages with
   the assistant turn opened, the answer prefix ``{"label": "`` appended, and every
   label is scored by the summed log-probability of its tokens plus the closing
-  ``"}``. The shared prefix is decoded once; only each label's few tokens are
-  decoded after it. ``label_scores`` holds those log-probs; the sample is the argmax.
+  ``"}``. The shared prefix is decoded once; the labels' tokens after it are decoded
+  together in one batched decode (a token trie, a sequence per label). With more than
+  ``bound_above`` labels, only labels that can still win are decoded (a label's score
+  is at most its first token's log-prob, known from the prefix); the others keep that
+  upper bound. ``label_scores`` holds those log-probs; the sample is the argmax.
 - **multi_label** — one yes/no question per label on top of the item's prompt
-  (``{"applies": true|false}``), scored like a two-way choice: P(label applies) is
+  (``{"applies": true|false}``), all labels' questions in one batched decode, each in
+  its own sequence, scored like a two-way choice: P(label applies) is
   the normalised probability of ``true``. Why not read probabilities off a generated
   ``{"labels": [...]}`` list: a token's probability there is conditioned on the labels
   already listed and on their order, so it is not the marginal P(applies). The
@@ -103,6 +107,12 @@ class LocalProvider(Provider):
         self.base_url = None
         self.runtime = get_runtime(model_path, n_ctx=n_ctx, n_threads=n_threads)
         self._grammars: dict[str, Any] = {}
+        # Score all label continuations in one batched decode (False: one after
+        # another, the reference the batched scores are tested against).
+        self.batched = True
+        # Classify with more labels than this: exact scores only for the labels that can
+        # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
+        self.bound_above = 8
 
     @property
     def llama(self) -> Any:
@@ -159,6 +169,14 @@ class LocalProvider(Provider):
         token prefix shared by ``text`` and every ``text+choice`` — the same context
         for all choices, so their scores stay comparable.
         """
+        prefix, conts, n_prompt = self.choice_tokens(text, choices, closing)
+        scored = self.runtime.score_continuations(prefix, conts, batched=self.batched)
+        return [s for s, _ in scored], n_prompt, sum(len(c) for c in conts)
+
+    def choice_tokens(
+        self, text: str, choices: list[str], closing: str
+    ) -> tuple[list[int], list[list[int]], int]:
+        """The shared token prefix, each choice's continuation after it, len(text) in tokens."""
         rt = self.runtime
         prefix = rt.tokenize(text)
         fulls = [rt.tokenize(text + choice + closing) for choice in choices]
@@ -172,9 +190,7 @@ class LocalProvider(Provider):
             common = min(common, n)
         if common == 0:
             raise ValueError("the prompt and its answer choices share no tokens")
-        conts = [full[common:] for full in fulls]
-        scored = rt.score_continuations(prefix[:common], conts)
-        return [s for s, _ in scored], len(prefix), sum(len(c) for c in conts)
+        return prefix[:common], [full[common:] for full in fulls], len(prefix)
 
     def _classify(self, request: ProviderRequest) -> ProviderResponse:
         prompt = request.prompt
@@ -182,7 +198,12 @@ class LocalProvider(Provider):
         text = self.runtime.chat_text(request.messages()) + prompt.answer_prefix
         # The answer is JSON: a label is written escaped, then the string and object close.
         choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
-        scores, n_in, n_out = self._choice_scores(text, choices, '"}')
+        if self.batched and len(labels) > self.bound_above:
+            prefix, conts, n_in = self.choice_tokens(text, choices, '"}')
+            scores, _ = self.runtime.score_bounded(prefix, conts)
+            n_out = sum(len(c) for c in conts)
+        else:
+            scores, n_in, n_out = self._choice_scores(text, choices, '"}')
         best = labels[int(np.argmax(scores))]
         return ProviderResponse(
             samples=[Sample(text=json.dumps({"label": best}, ensure_ascii=False))],
@@ -196,17 +217,54 @@ class LocalProvider(Provider):
     def _multi_label(self, request: ProviderRequest) -> ProviderResponse:
         labels = list(request.prompt.labels)
         base = request.messages()
-        probs: dict[str, float] = {}
+        rt = self.runtime
         # Count the shared item prompt once and each label's question on top of it.
-        base_len = len(self.runtime.tokenize(self.runtime.chat_text(base)))
-        n_in, n_out = base_len, 0
+        base_len = len(rt.tokenize(rt.chat_text(base)))
+        texts = []
         for label in labels:
             question = {"role": "user", "content": _APPLIES_QUESTION.format(label=label)}
-            text = self.runtime.chat_text([*base, question]) + _APPLIES_PREFIX
+            texts.append(rt.chat_text([*base, question]) + _APPLIES_PREFIX)
+        if not self.batched:
+            return self._multi_label_sequential(labels, texts, base_len)
+        # One batched decode for every label's question and both answers: the item
+        # prompt is decoded once (sequence 0), each label's question is its own sequence
+        # (so a label never sees another label's question: order-independent).
+        per_label = [self.choice_tokens(text, ["true", "false"], "}") for text in texts]
+        fulls = [prefix + cont for prefix, conts, _ in per_label for cont in conts]
+        common = min(len(prefix) for prefix, _, _ in per_label)
+        first = fulls[0]
+        for full in fulls[1:]:
+            n = 0
+            for a, b in zip(first, full, strict=False):
+                if a != b:
+                    break
+                n += 1
+            common = min(common, n)
+        scored = rt.score_continuations(first[:common], [full[common:] for full in fulls])
+        probs: dict[str, float] = {}
+        for k, label in enumerate(labels):
+            (yes, _), (no, _) = scored[2 * k], scored[2 * k + 1]
+            probs[label] = 1.0 / (1.0 + math.exp(no - yes))
+        n_in = base_len + sum(max(0, n - base_len) for _, _, n in per_label)
+        n_out = sum(len(c) for _, conts, _ in per_label for c in conts)
+        return self._multi_label_response(labels, probs, n_in, n_out)
+
+    def _multi_label_sequential(
+        self, labels: list[str], texts: list[str], base_len: int
+    ) -> ProviderResponse:
+        """One yes/no scoring after another (the reference the batched path replaces)."""
+        probs: dict[str, float] = {}
+        n_in, n_out = base_len, 0
+        for label, text in zip(labels, texts, strict=True):
             (yes, no), t_in, t_out = self._choice_scores(text, ["true", "false"], "}")
             probs[label] = 1.0 / (1.0 + math.exp(no - yes))
             n_in += max(0, t_in - base_len)
             n_out += t_out
+        return self._multi_label_response(labels, probs, n_in, n_out)
+
+    def _multi_label_response(
+        self, labels: list[str], probs: dict[str, float], n_in: int, n_out: int
+    ) -> ProviderResponse:
         chosen = [label for label in labels if probs[label] >= 0.5]
         return ProviderResponse(
             samples=[Sample(text=json.dumps({"labels": chosen}, ensure_ascii=False))],
