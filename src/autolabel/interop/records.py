@@ -18,7 +18,7 @@ from autolabel.errors import InputError
 from autolabel.evaluation.gold import GoldRow, store_gold
 from autolabel.hashing import stable_hash
 from autolabel.ontology.schema import Ontology, TaskType
-from autolabel.review.consensus import HUMAN_ACTIONS, LiveAction, derive_state
+from autolabel.review.queue import task_state
 from autolabel.review.transactions import write_session
 from autolabel.store.database import Database
 from autolabel.store.lookup import resolve_run
@@ -27,7 +27,6 @@ from autolabel.store.tables import (
     GoldSet,
     Item,
     Prediction,
-    ReviewClaim,
     ReviewTask,
     Run,
     utcnow,
@@ -272,26 +271,7 @@ def _task_for(
 
 def refresh_task(s: Session, task: ReviewTask, now: datetime) -> None:
     """Write the status and final label derived from the task's live decisions."""
-    decisions = s.exec(
-        select(Decision)
-        .where(
-            col(Decision.task_id) == task.id,
-            col(Decision.undone).is_(False),
-            col(Decision.action).in_(HUMAN_ACTIONS),
-        )
-        .order_by(col(Decision.id))
-    ).all()
-    claims = s.exec(
-        select(ReviewClaim).where(
-            col(ReviewClaim.task_id) == task.id, col(ReviewClaim.lease_expires_at) > now
-        )
-    ).all()
-    state = derive_state(
-        [LiveAction(d.reviewer, d.action, d.label) for d in decisions],
-        required=task.required_decisions,
-        reviewers_per_item=task.reviewers_per_item,
-        live_claims=len(claims),
-    )
+    state = task_state(s, task, now)
     task.status = state.status
     task.final_label = state.final_label
     task.final_source = state.final_source
