@@ -110,6 +110,10 @@ class LocalProvider(Provider):
         # Score all label continuations in one batched decode (False: one after
         # another, the reference the batched scores are tested against).
         self.batched = True
+        # Up to this many labels, one decode per label is as fast (SST-2 on Qwen, 2 cores:
+        # 0.89 s/item one by one vs 0.94 batched) and keeps the sequential path's exact
+        # numbers; the batched decode pays off from a handful of labels up.
+        self.batch_above = 4
         # Classify with more labels than this: exact scores only for the labels that can
         # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
         self.bound_above = 8
@@ -170,7 +174,8 @@ class LocalProvider(Provider):
         for all choices, so their scores stay comparable.
         """
         prefix, conts, n_prompt = self.choice_tokens(text, choices, closing)
-        scored = self.runtime.score_continuations(prefix, conts, batched=self.batched)
+        batched = self.batched and len(conts) > self.batch_above
+        scored = self.runtime.score_continuations(prefix, conts, batched=batched)
         return [s for s, _ in scored], n_prompt, sum(len(c) for c in conts)
 
     def choice_tokens(
