@@ -127,6 +127,20 @@ def _params(job: LabelJob) -> dict[str, Any]:
     }
 
 
+def labeler_options(job: LabelJob) -> LabelerOptions:
+    """The per-item labeling options of a job (the local and the Ray engine share them)."""
+    return LabelerOptions(
+        temperature=job.temperature,
+        samples=job.samples,
+        reasks=job.reasks,
+        max_retries=job.max_retries,
+        max_tokens=job.max_tokens,
+        seed=job.seed,
+        use_cache=job.cache is not None,
+        retry_initial_wait=job.retry_initial_wait,
+    )
+
+
 def run_job(job: LabelJob) -> RunSummary:
     """Synchronous entry point (CLI, scripts, tests)."""
     return asyncio.run(arun_job(job))
@@ -172,16 +186,7 @@ async def _run_leased(
         job.provider,
         job.cache,
         RateLimits(job.requests_per_minute, job.tokens_per_minute),
-        LabelerOptions(
-            temperature=job.temperature,
-            samples=job.samples,
-            reasks=job.reasks,
-            max_retries=job.max_retries,
-            max_tokens=job.max_tokens,
-            seed=job.seed,
-            use_cache=job.cache is not None,
-            retry_initial_wait=job.retry_initial_wait,
-        ),
+        labeler_options(job),
     )
     summary = RunSummary(
         run_id=run.id,

@@ -16,13 +16,13 @@ from typing import Any
 
 from autolabel.engine.datasets import dataset_for
 from autolabel.engine.inputs import count_rows
-from autolabel.engine.labeler import LabelerOptions
 from autolabel.engine.pipeline import (
     CIRCUIT_BREAKER,
     LabelJob,
     RunSummary,
     _finish_run,
     _open_run,
+    labeler_options,
     run_key,
 )
 from autolabel.engine.progress import RunProgress
@@ -129,16 +129,7 @@ def _consume(
         template=job.template,
         prompt_hash=compiler.prompt_hash,
         provider=provider_spec(job.provider),
-        options=LabelerOptions(
-            temperature=job.temperature,
-            samples=job.samples,
-            reasks=job.reasks,
-            max_retries=job.max_retries,
-            max_tokens=job.max_tokens,
-            seed=job.seed,
-            use_cache=job.cache is not None,
-            retry_initial_wait=job.retry_initial_wait,
-        ),
+        options=labeler_options(job),
         concurrency=job.concurrency,
         # Limits are per job: each actor gets its share.
         requests_per_minute=_share(job.requests_per_minute, actors),
