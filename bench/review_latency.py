@@ -23,103 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import insert
+from _fixtures import seed_review_queue
 
-from autolabel.ontology.schema import Ontology
 from autolabel.review.queue import ReviewQueue
 from autolabel.store.database import Database
-from autolabel.store.tables import Dataset, Item, Prediction, ReviewTask, Run
-
-LABELS = ["positive", "negative", "neutral"]
-ONTOLOGY = Ontology.model_validate(
-    {
-        "name": "sentiment",
-        "task": "classify",
-        "guidelines": "Judge the writer's attitude.",
-        "labels": [{"name": name} for name in LABELS],
-    }
-)
-
-
-def build(url: str, n: int, chunk: int = 20_000) -> Database:
-    """A dataset, a run and ``n`` items, predictions and pending review tasks."""
-    db = Database(url)
-    with db.session() as s:
-        ds = Dataset(name="bench")
-        s.add(ds)
-        s.flush()
-        run = Run(
-            run_key="bench",
-            dataset_id=ds.id,  # type: ignore[arg-type]
-            ontology_name=ONTOLOGY.name,
-            ontology_version=ONTOLOGY.version,
-            ontology_hash="h",
-            ontology=ONTOLOGY.model_dump(mode="json"),
-            prompt_hash="p",
-            template="t",
-            task="classify",
-            provider="bench",
-            model="m",
-            status="completed",
-        )
-        s.add(run)
-        s.commit()
-        ds_id, run_id = ds.id, run.id
-    with db.engine.begin() as conn:
-        for lo in range(0, n, chunk):
-            ids = range(lo + 1, min(lo + chunk, n) + 1)
-            conn.execute(
-                insert(Item.__table__),  # type: ignore[attr-defined]
-                [
-                    {
-                        "id": i,
-                        "dataset_id": ds_id,
-                        "external_id": f"r{i}",
-                        "content_hash": f"h{i}",
-                        "row_number": i,
-                        "payload": {"text": f"review number {i}: the product was fine, I guess"},
-                    }
-                    for i in ids
-                ],
-            )
-            conn.execute(
-                insert(Prediction.__table__),  # type: ignore[attr-defined]
-                [
-                    {
-                        "id": i,
-                        "run_id": run_id,
-                        "item_id": i,
-                        "label": LABELS[i % 3],
-                        "confidence": 0.4 + (i % 50) / 100,
-                        "distribution": {
-                            lab: (0.6 if k == i % 3 else 0.2) for k, lab in enumerate(LABELS)
-                        },
-                        "method": "choice_logprobs",
-                    }
-                    for i in ids
-                ],
-            )
-            conn.execute(
-                insert(ReviewTask.__table__),  # type: ignore[attr-defined]
-                [
-                    {
-                        "id": i,
-                        "queue": "default",
-                        "item_id": i,
-                        "run_id": run_id,
-                        "prediction_id": i,
-                        "status": "pending",
-                        "priority": (i % 50) / 100,
-                        "reasons": ["low_confidence"],
-                        "suggestion": LABELS[i % 3],
-                        "confidence": 0.4 + (i % 50) / 100,
-                        "required_decisions": 1,
-                        "reviewers_per_item": 1,
-                    }
-                    for i in ids
-                ],
-            )
-    return db
 
 
 def summary(name: str, samples_s: list[float]) -> None:
@@ -206,7 +113,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         t0 = time.perf_counter()
-        db = build(url, args.items)
+        db = seed_review_queue(url, args.items)
         print(f"built a {args.items:,}-item queue in {time.perf_counter() - t0:.1f} s ({url})")
         bench_queue(db, args.decisions)
         bench_stats(db)

@@ -144,82 +144,9 @@ class Log:
 
 def seed(url: str, n: int, required: int) -> None:
     """``n`` classify items, predictions and pending tasks in queue ``team``."""
-    from sqlalchemy import insert
-    from sqlmodel import col, select
+    from _fixtures import seed_review_queue
 
-    from autolabel.ontology.schema import Ontology
-    from autolabel.store.database import Database
-    from autolabel.store.tables import Dataset, Item, Prediction, ReviewTask, Run
-
-    ont = Ontology.model_validate(
-        {"name": "sentiment", "task": "classify", "labels": [{"name": x} for x in LABELS]}
-    )
-    db = Database(url)
-    with db.session() as s:
-        ds = Dataset(name="team")
-        s.add(ds)
-        s.flush()
-        run = Run(
-            run_key="team",
-            dataset_id=ds.id,  # type: ignore[arg-type]
-            ontology_name=ont.name,
-            ontology_version=ont.version,
-            ontology_hash="h",
-            ontology=ont.model_dump(mode="json"),
-            prompt_hash="p",
-            template="t",
-            task="classify",
-            provider="bench",
-            model="m",
-            status="completed",
-        )
-        s.add(run)
-        s.commit()
-        ds_id, run_id = ds.id, run.id
-    rows = range(1, n + 1)
-    with db.engine.begin() as conn:
-        conn.execute(
-            insert(Item.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "dataset_id": ds_id,
-                    "external_id": f"r{i}",
-                    "content_hash": f"h{i}",
-                    "row_number": i,
-                    "payload": {"text": f"review {i}"},
-                }
-                for i in rows
-            ],
-        )
-    with db.session() as s:
-        item_ids = list(s.exec(select(Item.id).order_by(col(Item.id))).all())
-    with db.engine.begin() as conn:
-        conn.execute(
-            insert(Prediction.__table__),  # type: ignore[attr-defined]
-            [
-                {"run_id": run_id, "item_id": i, "label": LABELS[i % 3], "confidence": 0.5}
-                for i in item_ids
-            ],
-        )
-        conn.execute(
-            insert(ReviewTask.__table__),  # type: ignore[attr-defined]
-            [
-                {
-                    "queue": "team",
-                    "item_id": i,
-                    "run_id": run_id,
-                    "status": "pending",
-                    "priority": (i % 97) / 97,
-                    "reasons": ["low_confidence"],
-                    "suggestion": LABELS[i % 3],
-                    "confidence": 0.5,
-                    "required_decisions": required,
-                    "reviewers_per_item": required,
-                }
-                for i in item_ids
-            ],
-        )
-    db.dispose()
+    seed_review_queue(url, n, queue="team", required=required, text="review {i}").dispose()
 
 
 def spawn(url: str, r: Reviewer, args: argparse.Namespace, *, wait: bool) -> None:

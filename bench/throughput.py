@@ -161,8 +161,9 @@ def engine_available() -> bool:
     return True
 
 
-def run_engine(url: str, n: int, concurrency: int, workdir: Path) -> Result:
-    from autolabel.engine.pipeline import LabelJob, run_job
+def make_job(url: str, n: int, concurrency: int, workdir: Path, **options: Any) -> Any:
+    """A LabelJob over ``n`` fresh items against the server at ``url``, in a new SQLite file."""
+    from autolabel.engine.pipeline import LabelJob
     from autolabel.providers.openai import OpenAIProvider
     from autolabel.store.database import Database
 
@@ -170,7 +171,7 @@ def run_engine(url: str, n: int, concurrency: int, workdir: Path) -> Result:
     data = write_dataset(workdir / f"items_{tag}.jsonl", n)
     db = Database(f"sqlite:///{workdir / f'bench_{tag}.db'}")
     provider = OpenAIProvider("fake-model", base_url=url, max_connections=max(concurrency, 16))
-    job = LabelJob(
+    return LabelJob(
         ontology=ONTOLOGY,
         data=data,
         provider=provider,
@@ -179,12 +180,23 @@ def run_engine(url: str, n: int, concurrency: int, workdir: Path) -> Result:
         concurrency=concurrency,
         id_column="id",
         progress=False,
+        **options,
     )
+
+
+def check_all_labeled(summary: Any, n: int) -> None:
+    if summary.n_labeled != n:
+        raise RuntimeError(f"labeled {summary.n_labeled} of {n} ({summary.n_failed} failed)")
+
+
+def run_engine(url: str, n: int, concurrency: int, workdir: Path) -> Result:
+    from autolabel.engine.pipeline import run_job
+
+    job = make_job(url, n, concurrency, workdir)
     w0, c0 = time.perf_counter(), time.process_time()
     summary = run_job(job)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    if summary.n_labeled != n:
-        raise RuntimeError(f"engine labeled {summary.n_labeled} of {n} ({summary.n_failed} failed)")
+    check_all_labeled(summary, n)
     return Result(n, wall, cpu)
 
 
@@ -229,31 +241,15 @@ def _tree_cpu_s(exclude: set[int]) -> float:
 
 def run_job_measured(url: str, n: int, concurrency: int, workdir: Path, actors: int, server: int):
     """One job (``actors`` 0 = the local engine): (wall s, tree CPU s)."""
-    from autolabel.engine.pipeline import LabelJob, run_job
-    from autolabel.providers.openai import OpenAIProvider
+    from autolabel.engine.pipeline import run_job
     from autolabel.scaleout.driver import run_job_on_ray
-    from autolabel.store.database import Database
 
-    tag = f"{n}_{concurrency}_{actors}_{time.monotonic_ns()}"
-    data = write_dataset(workdir / f"items_{tag}.jsonl", n)
-    db = Database(f"sqlite:///{workdir / f'bench_{tag}.db'}")
-    provider = OpenAIProvider("fake-model", base_url=url, max_connections=max(concurrency, 16))
-    job = LabelJob(
-        ontology=ONTOLOGY,
-        data=data,
-        provider=provider,
-        db=db,
-        cache=None,
-        concurrency=concurrency,
-        id_column="id",
-        progress=False,
-        commit_every=256,  # Ray's batch: the unit of commit and of retry
-    )
+    # Ray's batch is the unit of commit and of retry: the local engine commits alike.
+    job = make_job(url, n, concurrency, workdir, commit_every=256)
     w0, c0 = time.perf_counter(), _tree_cpu_s({server})
     summary = run_job(job) if actors == 0 else run_job_on_ray(job, actors=actors)
     wall, cpu = time.perf_counter() - w0, _tree_cpu_s({server}) - c0
-    if summary.n_labeled != n:
-        raise RuntimeError(f"labeled {summary.n_labeled} of {n} ({summary.n_failed} failed)")
+    check_all_labeled(summary, n)
     return wall, cpu
 
 
