@@ -120,6 +120,50 @@ def label_with(
     }
 
 
+def read_partial(db_path: Path) -> dict[str, Any]:
+    """What a run (perhaps stopped early) stored: labels by id, methods, failures, seconds."""
+    db = Database(f"sqlite:///{db_path}")
+    with db.session() as s:
+        rows = s.exec(select(Prediction, Item.external_id).join(Item)).all()
+    return {
+        "labels": {ext: p.label for p, ext in rows},
+        "methods": dict(Counter(p.method or "failed" for p, _ in rows)),
+        "errors": sorted({p.error for p, _ in rows if p.error}),
+        "failed": sum(p.error is not None for p, _ in rows),
+        "seconds": sum(p.latency_ms for p, _ in rows) / 1000,
+        "cpu_s": float("nan"),  # not recorded in the database
+    }
+
+
+def report_partial(workdir: Path) -> None:
+    """``--report DIR``: the table over the items both paths finished in DIR (a stopped run)."""
+    for name, (gold_path, _) in SETS.items():
+        s_db, e_db = workdir / f"s-{name}.db", workdir / f"e-{name}.db"
+        if not (s_db.exists() and e_db.exists()):
+            continue
+        s, e = read_partial(s_db), read_partial(e_db)
+        both = sorted(set(s["labels"]) & set(e["labels"]))
+        with gold_path.open(newline="", encoding="utf-8") as fh:
+            gold = {r["id"]: r["label"] for r in csv.DictReader(fh) if r["id"] in both}
+        n = len(gold)
+        if not n:
+            continue
+        (sr, sa), (er, ea) = accuracy(s["labels"], gold), accuracy(e["labels"], gold)
+        agree = sum(s["labels"][k] == e["labels"][k] for k in gold)
+        failed_s = sum(s["labels"][k] is None for k in gold)
+        print(
+            f"| {name} | {n} (server {len(s['labels'])}, embedded {len(e['labels'])} done) | "
+            f"{failed_s} | {s['methods']} | {sa:.1%} ({sr}/{n}) | {ea:.1%} ({er}/{n}) | "
+            f"{(sa - ea) * 100:+.1f} | {agree / n:.1%} ({agree}/{n}) | "
+            f"{s['seconds'] / len(s['labels']):.1f} | {e['seconds'] / len(e['labels']):.1f} |"
+        )
+        for k in gold:
+            sl, el = s["labels"][k], e["labels"][k]
+            if sl != el:
+                mark = "server" if sl == gold[k] else "embedded" if el == gold[k] else "neither"
+                print(f"  {name} differs {k}: server={sl} embedded={el} gold={gold[k]} ({mark})")
+
+
 def accuracy(labels: dict[str, Any], gold: dict[str, str]) -> tuple[int, float]:
     right = sum(labels.get(k) == v for k, v in gold.items())
     return right, right / len(gold)
@@ -168,7 +212,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--embedded-only", metavar="JSON", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="print the comparison over the items both paths finished in the work folder "
+        "DIR of an earlier (perhaps stopped) run, and exit",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        report_partial(Path(args.report))
+        return
 
     if args.embedded_only:  # the child of --parallel
         res = run_embedded(args, Path(args.workdir))
@@ -181,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
 
     gguf = resolve_model(args.model)
     tmp = Path(tempfile.mkdtemp(prefix="server-vs-embedded-"))
+    print(f"work folder (for --report): {tmp}", flush=True)
     sets = parse_sets(args.sets, args.limit)
     golds = {name: read_slice(SETS[name][0], n, tmp / f"{name}.csv") for name, n in sets}
     load0 = os.getloadavg()
