@@ -65,6 +65,11 @@ class LlamaCppServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def pid(self) -> int | None:
+        """The server process id while it runs (for CPU-time accounting in eval scripts)."""
+        return self._proc.pid if self._proc is not None else None
+
     def version(self) -> str:
         from importlib.metadata import version
 
