@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -184,12 +184,13 @@ def simulate(
         r.model_calls = n
         stamp(r)
     if on_checkpoint is not None:
-        on_checkpoint(dict(results))
+        on_checkpoint({k: _snapshot(v) for k, v in results.items()})
     if "loop" in strategies:
 
         def checkpoint(loop: StrategyResult) -> None:
             if on_checkpoint is not None:
-                on_checkpoint({**{k: stamp(v) for k, v in results.items()}, "loop": stamp(loop)})
+                snap = {**{k: stamp(v) for k, v in results.items()}, "loop": stamp(loop)}
+                on_checkpoint({k: _snapshot(v) for k, v in snap.items()})
 
         results["loop"] = _loop(
             items, zero, zero_correct, label_fn, cache, config, on_round, checkpoint
@@ -323,6 +324,12 @@ def _loop(
         if acc_after >= config.target and share >= config.min_share:
             break
     return finish(partial=False)
+
+
+def _snapshot(r: StrategyResult) -> StrategyResult:
+    """A copy the run will not change later (the loop keeps appending to its own)."""
+    extra = {k: list(v) if isinstance(v, list) else v for k, v in r.extra.items()}
+    return replace(r, points=list(r.points), extra=extra)
 
 
 def _mean(values: Any) -> float | None:
