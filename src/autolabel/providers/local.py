@@ -117,6 +117,9 @@ class LocalProvider(Provider):
         # Classify with more labels than this: exact scores only for the labels that can
         # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
         self.bound_above = 8
+        # Bounded classify by best-first search over the labels' token trie (False: the
+        # earlier label-level bounding, kept for benchmarks and as the >128-label path).
+        self.search = True
 
     @property
     def llama(self) -> Any:
@@ -182,9 +185,7 @@ class LocalProvider(Provider):
         self, text: str, choices: list[str], closing: str
     ) -> tuple[list[int], list[list[int]], int]:
         """The shared token prefix, each choice's continuation after it, len(text) in tokens."""
-        rt = self.runtime
-        prefix = rt.tokenize(text)
-        fulls = [rt.tokenize(text + choice + closing) for choice in choices]
+        prefix, fulls = self.runtime.tokenize_tails(text, [c + closing for c in choices])
         common = len(prefix)
         for full in fulls:
             n = 0
@@ -205,7 +206,10 @@ class LocalProvider(Provider):
         choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
         if self.batched and len(labels) > self.bound_above:
             prefix, conts, n_in = self.choice_tokens(text, choices, '"}')
-            scores, _ = self.runtime.score_bounded(prefix, conts)
+            if self.search:
+                scores, _ = self.runtime.score_bounded(prefix, conts)
+            else:
+                scores, _ = self.runtime.score_bounded_labels(prefix, conts)
             n_out = sum(len(c) for c in conts)
         else:
             scores, n_in, n_out = self._choice_scores(text, choices, '"}')
