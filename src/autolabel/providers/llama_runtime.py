@@ -416,6 +416,88 @@ class LlamaRuntime:
                 child = conts[i][: len(path) + 1]
                 known[child] = known[path] + float(lp[child[-1]])
 
+    def starts_with(self, text: bytes) -> np.ndarray:
+        """Ids of the tokens whose text starts with ``text`` (e.g. every closing quote)."""
+        cache = self.__dict__.setdefault("_starts_with", {})
+        ids = cache.get(text)
+        if ids is None:
+            ids = np.array(
+                [t for t in range(self.n_vocab) if self.piece(t).startswith(text)], dtype=np.int64
+            )
+            cache[text] = ids
+        return ids
+
+    def score_ended(
+        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], end: np.ndarray
+    ) -> list[float]:
+        """log P(continuation, then any token of ``end``) after ``prefix``, for each one.
+
+        Why ``end``: a label inside a JSON string is followed by a token that *starts*
+        with the closing quote (``"``, ``",``, ``"]``…), which one tokenization of
+        label + quote cannot name; summing over those tokens also keeps a label that
+        is a token prefix of another (``dis`` / ``disgust``) from taking its mass. Every
+        token of every continuation is decoded, as a trie, in one batched decode per
+        ``n_seq_max - 1`` continuations; each continuation sees only its own path.
+        """
+        conts = [tuple(c) for c in continuations]
+        if any(not c for c in conts):
+            raise ValueError("cannot score an empty continuation")
+        prefix_logits = self.prepare(prefix)
+        lp0 = log_softmax(prefix_logits)
+        base = len(prefix)
+        limit = self.n_seq_max - 1
+        ended: list[float] = [0.0] * len(conts)
+        ctx = self.llama._ctx
+        for lo in range(0, len(conts), limit):
+            group = list(range(lo, min(lo + limit, len(conts))))
+            through: dict[tuple[int, ...], list[int]] = {}
+            for i in group:
+                for d in range(1, len(conts[i]) + 1):
+                    through.setdefault(conts[i][:d], []).append(i - lo)
+            rows = sorted(through, key=len)  # parents before children
+            if len(rows) > min(self.n_batch, self.n_ctx - base):
+                raise ValueError(f"the answers' tokens do not fit n_ctx={self.n_ctx}")
+            for k in range(len(group)):
+                ctx.kv_cache_seq_cp(0, k + 1, -1, -1)
+            try:
+                rowlp = self._decode_rows(base, rows, through)
+            finally:
+                for k in range(len(group)):
+                    ctx.kv_cache_seq_rm(k + 1, -1, -1)
+            for i in group:
+                c = conts[i]
+                total = float(lp0[c[0]])
+                for d in range(1, len(c)):
+                    total += float(rowlp[c[:d]][c[d]])
+                last = rowlp[c]
+                ended[i] = total + float(np.logaddexp.reduce(last[end])) if end.size else total
+        self._last_logits = prefix_logits
+        return ended
+
+    def _decode_rows(
+        self, base: int, rows: Sequence[tuple[int, ...]], through: dict[tuple[int, ...], list[int]]
+    ) -> dict[tuple[int, ...], np.ndarray]:
+        """One decode of trie nodes (sequence k+1 per continuation k); log-probs per node."""
+        import llama_cpp
+
+        ctx = self.llama._ctx
+        batch = self.llama._batch.batch
+        batch.n_tokens = len(rows)
+        for row, path in enumerate(rows):
+            batch.token[row] = path[-1]
+            batch.pos[row] = base + len(path) - 1
+            batch.n_seq_id[row] = len(through[path])
+            for j, k in enumerate(through[path]):
+                batch.seq_id[row][j] = k + 1
+            batch.logits[row] = True
+        ctx.decode(self.llama._batch)
+        self.n_chunk_decodes += 1
+        out = {}
+        for row, path in enumerate(rows):
+            ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, row)
+            out[path] = log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+        return out
+
     def score_bounded_labels(
         self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], *, first: int = 4
     ) -> tuple[list[float], list[bool]]:
