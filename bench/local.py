@@ -13,10 +13,11 @@ Usage: .venv/bin/python bench/local.py [--model qwen2.5-coder-1.5b] [--n 60]
 Prints items/s, the ratio to the bare loop, and accuracy against the gold labels.
 
 Task sections (--task banking77 | goemotions | all), on the shipped eval slices: the
-engine (LocalProvider, every label continuation / question in one batched decode) vs
-today's method (the same provider scoring labels one after another, batched=False),
-on the same items, with accuracy (classify) or macro-F1 and subset accuracy
-(multi-label, labels with P >= 0.5). --n-slow caps the items of the slow method.
+engine (LocalProvider: classify by best-first search over the label token trie,
+multi-label questions in one batched decode) vs the previous engine (label-level
+bounding, classify only) and today's method (the same provider scoring labels one after
+another, batched=False), on the same items, with accuracy (classify) or macro-F1 and
+subset accuracy (multi-label). --n-slow caps the items of the slower methods.
 """
 
 from __future__ import annotations
@@ -204,17 +205,25 @@ def load_task_items(task: str, n: int) -> list[dict]:
     return [{"text": r["text"], "gold": r[gold]} for r in rows[:n]]
 
 
-async def _run(provider: LocalProvider, requests, batched: bool):  # type: ignore[no-untyped-def]
-    provider.batched = batched
+async def _run(provider: LocalProvider, requests, **setting):  # type: ignore[no-untyped-def]
+    """Run ``requests`` with provider attributes set to ``setting`` (restored after)."""
+    saved = {k: getattr(provider, k) for k in setting}
+    for k, v in setting.items():
+        setattr(provider, k, v)
     outs = []
+    load = os.getloadavg()[0]
     start, cpu = time.perf_counter(), time.process_time()
-    for req in requests:
-        resp = await provider.complete(req)
-        outs.append(json.loads(resp.samples[0].text))
-        print(".", end="", flush=True, file=sys.stderr)
-    provider.batched = True
+    try:
+        for req in requests:
+            resp = await provider.complete(req)
+            outs.append(json.loads(resp.samples[0].text))
+            print(".", end="", flush=True, file=sys.stderr)
+    finally:
+        for k, v in saved.items():
+            setattr(provider, k, v)
     # CPU seconds too: on a shared, overloaded machine wall time mostly measures the queue.
-    return time.perf_counter() - start, time.process_time() - cpu, outs
+    loads = f"{load:.1f}-{os.getloadavg()[0]:.1f}"
+    return time.perf_counter() - start, time.process_time() - cpu, outs, loads
 
 
 def _multi_label_quality(
@@ -231,39 +240,43 @@ def _multi_label_quality(
     return sum(f1s) / len(f1s), subset
 
 
-def bench_task(task: str, provider: LocalProvider, n: int, n_slow: int) -> None:
+def bench_task(task: str, provider: LocalProvider, n: int, n_slow: int, n_seq: int) -> None:
     """One task section: the batched engine vs today's one-after-another scoring."""
     ontology = load_ontology(REPO / "ontologies" / TASKS[task][0])
     compiler = PromptCompiler(ontology)
     items = load_task_items(task, n)
     requests = [ProviderRequest(compiler.compile({"text": it["text"]})) for it in items]
     labels = list(ontology.label_names)
-    load = os.getloadavg()[0]
-    print(f"\n## {task}: {len(labels)} labels, {ontology.task.value} (load avg {load:.1f})")
-    print(f"{'method':<26}{'items':>6}{'s/item':>9}{'cpu s/item':>11}{'quality':>44}")
+    print(f"\n## {task}: {len(labels)} labels, {ontology.task.value}, {n} items")
+    print(f"{'method':<30}{'items':>6}{'load':>10}{'s/item':>8}{'cpu s/item':>11}  quality")
     # Warm-up: the system prompt (the label list) is decoded once and then reused by
-    # every item, so neither method pays for it inside the timing.
-    asyncio.run(_run(provider, requests[-1:], True))
-    rows = {
-        "engine (batched)": (n, *asyncio.run(_run(provider, requests, True))),
-        "today (one by one)": (n_slow, *asyncio.run(_run(provider, requests[:n_slow], False))),
-    }
-    for name, (k, elapsed, cpu, outs) in rows.items():
+    # every item, so no method pays for it inside the timing.
+    asyncio.run(_run(provider, requests[-1:]))
+    methods = {"engine": (n, {})}
+    if ontology.task.value == "classify":
+        # The previous engine: label-level bounding (the likeliest labels decoded whole).
+        methods["previous (label bounding)"] = (n_slow, {"search": False})
+    methods["today (one by one)"] = (n_seq, {"batched": False})
+    rows = {}
+    for name, (k, setting) in methods.items():
+        if k:
+            rows[name] = (k, *asyncio.run(_run(provider, requests[:k], **setting)))
+    for name, (k, elapsed, cpu, outs, loads) in rows.items():
         gold = [it["gold"] for it in items[:k]]
         if "label" in (outs[0] if outs else {}):
             acc = sum(o["label"] == g for o, g in zip(outs, gold, strict=True)) / k
             quality = f"accuracy {acc:.1%}"
-            if k < n:  # the engine on the same items, for a like-for-like comparison
-                first = rows["engine (batched)"][3][:k]
-                same = sum(o["label"] == g for o, g in zip(first, gold, strict=True)) / k
-                quality += f" (engine on these {k}: {same:.1%})"
+            same = sum(a == b for a, b in zip(outs, rows["engine"][3], strict=False))
+            if name != "engine":  # the engine on the same items, like for like
+                first = rows["engine"][3][:k]
+                eng = sum(o["label"] == g for o, g in zip(first, gold, strict=True)) / k
+                quality += f" (engine on these {k}: {eng:.1%}; same label {same}/{k})"
         else:
             preds = [set(o["labels"]) for o in outs]
             golds = [set(g) for g in gold]
             f1, subset = _multi_label_quality(labels, preds, golds)
             quality = f"macro-F1 {f1:.3f}, subset acc {subset:.1%}"
-        print(f"{name:<26}{k:>6}{elapsed / k:>9.2f}{cpu / k:>11.2f}{quality:>44}")
-    print(f"(load avg after: {os.getloadavg()[0]:.1f})")
+        print(f"{name:<30}{k:>6}{loads:>10}{elapsed / k:>8.2f}{cpu / k:>11.2f}  {quality}")
 
 
 def main() -> None:
@@ -273,14 +286,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--task", choices=["sst2", *TASKS, "all"], default="sst2")
-    ap.add_argument("--n-slow", type=int, default=None, help="items for the slow method")
+    ap.add_argument("--n-slow", type=int, default=None, help="items, slower methods (0: none)")
+    ap.add_argument("--n-seq", type=int, default=None, help="items, one by one (default n-slow)")
     args = ap.parse_args()
     if args.task != "sst2":
         provider = LocalProvider(
             resolve_model(args.model), model_name=args.model, n_ctx=2048, n_threads=args.threads
         )
         for task in TASKS if args.task == "all" else [args.task]:
-            bench_task(task, provider, args.n, args.n_slow or args.n)
+            n_slow = args.n if args.n_slow is None else args.n_slow
+            n_seq = n_slow if args.n_seq is None else args.n_seq
+            bench_task(task, provider, args.n, n_slow, n_seq)
         if args.task != "all":
             return
 

@@ -92,4 +92,5 @@ def test_check_then_simulate_with_gemma(tmp_path: Path, gemma_path: Path) -> Non
         assert e is None or 0.0 <= e <= 1.0
     # The zero-shot pass was served from the cache the check filled.
     assert data_out["cache_hits"] >= 6
+    assert data_out["partial"] is False  # the checkpoints were overwritten by the final report
     assert (report / "effort.png").exists() and (report / "report.md").exists()

@@ -88,3 +88,22 @@ def test_deterministic_with_seed() -> None:
         return [p["accuracy"] for p in res["loop"].points + res["random"].points]
 
     assert run(4) == run(4)
+
+
+def test_checkpoints_are_partial_and_end_where_the_final_curve_agrees(tmp_path: Path) -> None:
+    items = _items()
+    cache = EmbeddingCache(HashingEmbedder().fit([it.text for it in items]))
+    seen: list[dict] = []
+    cfg = SimConfig(target=0.99, batch=16, seed=2, k=4, budget=0.5)
+    final = simulate(items, Synthetic(), cache, cfg, on_checkpoint=lambda r: seen.append(r))
+    assert "loop" not in seen[0] and set(seen[0]) == {"random", "confidence"}
+    loops = [s["loop"] for s in seen[1:]]
+    assert loops and all(r.extra["partial"] for r in loops)
+    assert final["loop"].extra["partial"] is False
+    # Each checkpoint's curve is a prefix of the final one (nothing rewritten later).
+    n_points = [len(r.points) for r in loops]
+    assert n_points == sorted(n_points)
+    assert final["loop"].points[: n_points[-1]] == loops[-1].points
+    # A partial report says so.
+    write_report(tmp_path / "p", seen[-1], {"target": 0.99, "partial": True})
+    assert "PARTIAL REPORT" in (tmp_path / "p" / "report.md").read_text()

@@ -53,7 +53,8 @@ def _data(tmp_path: Path, n: int) -> Path:
 def _job(srv: FakeOpenAIServer, db: Database, data: Path, **kw: Any) -> LabelJob:
     provider = OpenAIProvider(model="fake-model", base_url=srv.base_url, api_key="unused")
     kw.setdefault("cache", None)
-    return LabelJob(ontology=SST2, data=data, provider=provider, db=db, progress=False, **kw)
+    kw.setdefault("ontology", SST2)
+    return LabelJob(data=data, provider=provider, db=db, progress=False, **kw)
 
 
 def _by_external_id(db: Database, run_id: int) -> dict[str, Prediction]:
@@ -255,3 +256,46 @@ def test_unknown_engine_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFi
         main(["label", "sst2", str(_data(tmp_path, 2)), "--engine", "spark"])
     assert done.value.code == 2
     assert "--engine must be 'local' or 'ray'" in capsys.readouterr().err
+
+
+def test_demonstrations_from_reviews_as_in_the_local_engine(
+    ray_address: str, tmp_path: Path, db_url: str
+) -> None:
+    from autolabel.ontology.schema import Ontology
+    from autolabel.review.queue import ReviewQueue
+    from autolabel.store.tables import PredictionDemos
+
+    ont = Ontology.model_validate(
+        {
+            "name": "sst2_loop",
+            "task": "classify",
+            "labels": [{"name": "positive"}, {"name": "negative"}],
+            "examples": {"from": "reviews", "k": 2},
+        }
+    )
+    db = Database(db_url)
+    data = _data(tmp_path, 12)
+    with FakeOpenAIServer() as srv:
+        first = run_job(_job(srv, db, data, ontology=ont))
+        route(db, [first.run_id], queue="loop", overrides={"threshold": 1.0, "audit_rate": 1.0})
+        q = ReviewQueue(db, "loop")
+        decided = []
+        for _ in range(3):
+            view = q.claim("ann")
+            assert view is not None
+            q.decide(view.task_id, "ann", "negative")
+            decided.append(view.item_id)
+        local = run_job(_job(srv, db, data, ontology=ont, new_run=True))
+        on_ray = run_job_on_ray(_job(srv, db, data, ontology=ont, new_run=True), actors=2)
+
+    def demos(run_id: int) -> dict[int, list[str]]:
+        with db.session() as s:
+            rows = s.execute(select(PredictionDemos).where(PredictionDemos.run_id == run_id))
+            return {d.item_id: d.refs for (d,) in rows.all()}
+
+    a, b = demos(local.run_id), demos(on_ray.run_id)
+    assert len(b) == 12 and a == b  # the same demonstrations as the local engine
+    for item_id, refs in b.items():
+        assert f"item:{item_id}" not in refs and set(refs) <= {f"item:{i}" for i in decided}
+    pa_, pb = _by_external_id(db, local.run_id), _by_external_id(db, on_ray.run_id)
+    assert {k: p.prompt_hash for k, p in pa_.items()} == {k: p.prompt_hash for k, p in pb.items()}

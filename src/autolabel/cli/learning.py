@@ -77,22 +77,33 @@ def simulate_cmd(
             highlight=False,
         )
 
-    results = simulate(items, labels, cache, cfg, strategies=chosen, on_round=progress)
-    meta = {
-        "ontology": ont.name,
-        "data": str(data),
-        "n_items": len(items),
-        "model": prov.model,
-        "target": target,
-        "targets": [0.9, 0.95],
-        "batch": batch,
-        "seed": seed,
-        "k": k,
-        "budget": budget,
-        "model_calls": labels.model_calls,
-        "cache_hits": labels.cache_hits,
-    }
-    files = write_report(report, results, meta)
+    def meta(partial: bool) -> dict:
+        return {
+            "ontology": ont.name,
+            "data": str(data),
+            "n_items": len(items),
+            "model": prov.model,
+            "target": target,
+            "targets": [0.9, 0.95],
+            "batch": batch,
+            "seed": seed,
+            "k": k,
+            "budget": budget,
+            "strategies": chosen,
+            "n_threads": settings.n_threads,
+            "model_calls": labels.model_calls,
+            "cache_hits": labels.cache_hits,
+            "partial": partial,
+        }
+
+    def checkpoint(results_so_far: dict) -> None:
+        # A long run leaves a report after every round (marked partial) if stopped.
+        write_report(report, results_so_far, meta(partial=True))
+
+    results = simulate(
+        items, labels, cache, cfg, strategies=chosen, on_round=progress, on_checkpoint=checkpoint
+    )
+    files = write_report(report, results, meta(partial=False))
     table = Table(title=f"effort to {target:.0%} ({len(items)} items)")
     for col in ("strategy", "zero-shot acc.", "effort to 90%", "effort to 95%", "to target"):
         table.add_column(col)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -107,21 +107,28 @@ class PredictionWriter:
                 )
             if fresh:
                 conn.execute(insert(Prediction), fresh)
-            demos = [
-                {"run_id": self.run_id, "item_id": o.item_id, "refs": list(o.demonstrations)}
-                for o in outcomes
-                if o.demonstrations
-            ]
-            conn.execute(
-                delete(PredictionDemos).where(
-                    PredictionDemos.run_id == self.run_id,  # type: ignore[arg-type]
-                    PredictionDemos.item_id.in_(ids),  # type: ignore[attr-defined]
-                )
-            )
-            if demos:
-                conn.execute(insert(PredictionDemos), demos)
+            replace_prediction_demos(conn, self.run_id, outcomes)
         if self.on_commit is not None:
             self.on_commit(outcomes)
+
+
+def replace_prediction_demos(conn: Any, run_id: int, outcomes: Sequence[LabelOutcome]) -> None:
+    """Record which demonstrations each item's prompt showed (the row of a re-labelled
+    item is replaced); shared by this writer and the Ray engine's batch writes."""
+    ids = [o.item_id for o in outcomes]
+    demos = [
+        {"run_id": run_id, "item_id": o.item_id, "refs": list(o.demonstrations)}
+        for o in outcomes
+        if o.demonstrations
+    ]
+    conn.execute(
+        delete(PredictionDemos).where(
+            PredictionDemos.run_id == run_id,  # type: ignore[arg-type]
+            PredictionDemos.item_id.in_(ids),  # type: ignore[attr-defined]
+        )
+    )
+    if demos:
+        conn.execute(insert(PredictionDemos), demos)
 
 
 def prediction_row(run_id: int, prompt_hash: str, o: LabelOutcome, now: Any) -> dict[str, Any]:

@@ -16,9 +16,10 @@ simulation, the tests and the live loop share the learning functions.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,16 @@ def random_order(items: Sequence[SimItem], seed: int) -> list[int]:
     return sorted(range(len(items)), key=lambda i: seeded_unit(seed, "order", items[i].ref))
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads, the model's included): on a shared
+    machine wall time alone says little."""
+    t = os.times()
+    return t.user + t.system
+
+
+Checkpoint = Callable[[dict[str, StrategyResult]], None]
+
+
 def simulate(
     items: Sequence[SimItem],
     label_fn: LabelFn,
@@ -138,11 +149,19 @@ def simulate(
     *,
     strategies: Sequence[str] = STRATEGIES,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    on_checkpoint: Checkpoint | None = None,
 ) -> dict[str, StrategyResult]:
-    """Run the strategies; the zero-shot labels are computed once and shared."""
+    """Run the strategies; the zero-shot labels are computed once and shared.
+
+    ``on_checkpoint`` gets the results so far after the zero-shot pass and after every
+    loop round (the loop's curve up to that round, ``extra["partial"]`` true), so a long
+    run that is stopped still leaves a report of what it measured.
+    """
     n = len(items)
     started = time.perf_counter()
+    cpu0 = cpu_seconds()
     zero = label_fn(items, [[] for _ in items])
+    zero_s = (round(time.perf_counter() - started, 2), round(cpu_seconds() - cpu0, 2))
     zero_correct = [is_right(p, it.gold) for p, it in zip(zero, items, strict=True)]
     results: dict[str, StrategyResult] = {}
     if "random" in strategies:
@@ -153,13 +172,31 @@ def simulate(
         results["confidence"] = static_curve(
             "confidence", confidence_order(zero, items, config.seed), zero_correct, config
         )
+
+    def stamp(r: StrategyResult) -> StrategyResult:
+        r.extra["zero_shot_accuracy"] = sum(zero_correct) / n if n else 0.0
+        r.extra["zero_shot_s"], r.extra["zero_shot_cpu_s"] = zero_s
+        r.extra["elapsed_s"] = round(time.perf_counter() - started, 2)
+        r.extra["cpu_s"] = round(cpu_seconds() - cpu0, 2)
+        return r
+
     for r in results.values():
         r.model_calls = n
+        stamp(r)
+    if on_checkpoint is not None:
+        on_checkpoint({k: _snapshot(v) for k, v in results.items()})
     if "loop" in strategies:
-        results["loop"] = _loop(items, zero, zero_correct, label_fn, cache, config, on_round)
+
+        def checkpoint(loop: StrategyResult) -> None:
+            if on_checkpoint is not None:
+                snap = {**{k: stamp(v) for k, v in results.items()}, "loop": stamp(loop)}
+                on_checkpoint({k: _snapshot(v) for k, v in snap.items()})
+
+        results["loop"] = _loop(
+            items, zero, zero_correct, label_fn, cache, config, on_round, checkpoint
+        )
     for r in results.values():
-        r.extra["zero_shot_accuracy"] = sum(zero_correct) / n if n else 0.0
-        r.extra["elapsed_s"] = round(time.perf_counter() - started, 2)
+        stamp(r)
     return results
 
 
@@ -171,6 +208,7 @@ def _loop(
     cache: EmbeddingCache,
     config: SimConfig,
     on_round: Callable[[dict[str, Any]], None] | None,
+    checkpoint: Callable[[StrategyResult], None] | None = None,
 ) -> StrategyResult:
     n = len(items)
     vectors = cache.embed([it.text for it in items])
@@ -189,6 +227,17 @@ def _loop(
     budget = int(round(config.budget * n))
     rounds: list[dict[str, Any]] = []
     at_20: dict[str, Any] | None = None
+
+    def finish(partial: bool) -> StrategyResult:
+        # Efforts of the curve so far: a partial result can only under-state the loop.
+        result.effort_to_target = effort(result.points, config.target)
+        result.extra["effort"] = {f"{t:g}": effort(result.points, t) for t in config.targets}
+        result.extra["rounds"] = rounds
+        result.extra["at_20_percent"] = at_20
+        result.extra["calibrator"] = calibrator.to_dict() | {"fitted_on": len(calibrator.fitted_on)}
+        result.extra["partial"] = partial
+        return result
+
     while len(reviewed) < budget:
         undecided = [i for i in range(n) if not is_reviewed[i]]
         unc = [
@@ -227,6 +276,8 @@ def _loop(
             break
         if len(reviewed) >= budget:
             break
+        if checkpoint is not None:  # the reviewed batch is measured before the long re-label
+            checkpoint(finish(partial=True))
         # Learn: the pool of human labels and a calibrator fitted only on reviewed items.
         demos = [
             Demonstration(items[i].ref, items[i].payload, items[i].gold, items[i].text)
@@ -244,7 +295,7 @@ def _loop(
             selector.select(items[i].text, exclude=[items[i].ref], vector=vectors[i])
             for i in undecided
         ]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         new = label_fn([items[i] for i in undecided], chosen)
         result.model_calls += len(undecided)
         for i, p in zip(undecided, new, strict=True):
@@ -260,20 +311,25 @@ def _loop(
             "zero_shot_unreviewed_accuracy": _mean(zero_correct[i] for i in unrev),
             "calibrator": calibrator.method,
             "relabel_s": round(time.perf_counter() - t0, 2),
+            "relabel_cpu_s": round(cpu_seconds() - c0, 2),
+            "relabelled": len(undecided),
         }
         rounds.append(info)
         if on_round is not None:
             on_round(info)
         if at_20 is None and share >= 0.2 - 1e-9:
             at_20 = info
+        if checkpoint is not None:
+            checkpoint(finish(partial=True))
         if acc_after >= config.target and share >= config.min_share:
             break
-    result.effort_to_target = effort(result.points, config.target)
-    result.extra["effort"] = {f"{t:g}": effort(result.points, t) for t in config.targets}
-    result.extra["rounds"] = rounds
-    result.extra["at_20_percent"] = at_20
-    result.extra["calibrator"] = calibrator.to_dict() | {"fitted_on": len(calibrator.fitted_on)}
-    return result
+    return finish(partial=False)
+
+
+def _snapshot(r: StrategyResult) -> StrategyResult:
+    """A copy the run will not change later (the loop keeps appending to its own)."""
+    extra = {k: list(v) if isinstance(v, list) else v for k, v in r.extra.items()}
+    return replace(r, points=list(r.points), extra=extra)
 
 
 def _mean(values: Any) -> float | None:

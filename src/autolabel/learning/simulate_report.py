@@ -51,6 +51,20 @@ def write_report(
         f"(after at least 20% reviewed) or at its budget of {float(meta.get('budget', 1.0)):.0%} "
         "of items; the static orders are computed to 100%."
     )
+    if meta.get("partial"):
+        doc.p(
+            "PARTIAL REPORT: the run was still going (or was stopped) when this was written; "
+            "the loop's curve ends at its last finished round and 'not reached' may only "
+            "mean 'not reached yet'."
+        )
+    any_r = next(iter(results.values()), None)
+    if any_r is not None and "zero_shot_s" in any_r.extra:
+        doc.p(
+            f"Cost: zero-shot pass {any_r.extra['zero_shot_s']} s wall, "
+            f"{any_r.extra.get('zero_shot_cpu_s')} s CPU; whole run so far "
+            f"{any_r.extra.get('elapsed_s')} s wall, {any_r.extra.get('cpu_s')} s CPU "
+            f"(model threads: {meta.get('n_threads') or 'default'})."
+        )
     targets = sorted({*meta.get("targets", []), target})
     rows = []
     for name, r in results.items():
@@ -78,7 +92,16 @@ def write_report(
     if loop is not None and loop.extra.get("rounds"):
         doc.h("Loop rounds")
         doc.table(
-            ["reviewed", "accuracy", "unreviewed acc.", "zero-shot on same", "calibrator", "s"],
+            [
+                "reviewed",
+                "accuracy",
+                "unreviewed acc.",
+                "zero-shot on same",
+                "calibrator",
+                "re-labelled",
+                "wall s",
+                "CPU s",
+            ],
             [
                 [
                     r["reviewed"],
@@ -86,7 +109,9 @@ def write_report(
                     fmt_pct(r["unreviewed_accuracy"]),
                     fmt_pct(r["zero_shot_unreviewed_accuracy"]),
                     r["calibrator"],
+                    r.get("relabelled", ""),
                     r["relabel_s"],
+                    r.get("relabel_cpu_s", ""),
                 ]
                 for r in loop.extra["rounds"]
             ],

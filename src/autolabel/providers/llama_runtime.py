@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -167,14 +168,45 @@ class LlamaRuntime:
         # The chat template writes BOS and turn markers as text: parse them as specials.
         return list(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-    def piece(self, token: int) -> bytes:
+    def tokenize_tails(self, text: str, tails: Sequence[str]) -> tuple[list[int], list[list[int]]]:
+        """``tokenize(text)`` and ``tokenize(text + tail)`` for every tail, cheaply.
+
+        A classify prompt is ~2,000 tokens (the label list) and every label needs the
+        tokens of prompt + label: tokenizing 77 full copies cost more than a decode.
+        llama.cpp splits the text at special tokens (``<|im_start|>``…) before BPE and
+        tokenizes the pieces independently, so everything up to the last special token
+        of ``text`` keeps its tokens whatever follows: only the short tail after it is
+        tokenized per label. Verified on ``text`` itself; if the split does not
+        reproduce it (a tokenizer that treats a piece's start differently), every
+        tail is tokenized in full as before.
+        """
+        tokens = self.tokenize(text)
+        cut = max((j for j, tok in enumerate(tokens) if self.is_special(tok)), default=-1)
+        if cut >= 0:
+            mark = self.piece(tokens[cut], special=True).decode("utf-8", errors="replace")
+            at = text.rfind(mark) if mark else -1
+            if at >= 0:
+                head, rest = tokens[: cut + 1], text[at + len(mark) :]
+                if self.tokenize(rest) == tokens[cut + 1 :]:
+                    return tokens, [head + self.tokenize(rest + tail) for tail in tails]
+        return tokens, [self.tokenize(text + tail) for tail in tails]
+
+    def is_special(self, token: int) -> bool:
+        """A control token (turn markers, BOS/EOS): written as text, parsed as one token."""
+        import llama_cpp
+
+        return bool(llama_cpp.llama_vocab_is_control(self.llama._model.vocab, token))
+
+    def piece(self, token: int, *, special: bool = False) -> bytes:
         """The bytes of one token (llama-cpp-python's helper pads to 32 bytes with NULs)."""
         import llama_cpp
 
         size = 64
         while True:
             buf = ctypes.create_string_buffer(size)
-            n = llama_cpp.llama_token_to_piece(self.llama._model.vocab, token, buf, size, 0, False)
+            n = llama_cpp.llama_token_to_piece(
+                self.llama._model.vocab, token, buf, size, 0, special
+            )
             if n >= 0:
                 return buf.raw[:n]
             size = -n  # a negative result is the size needed
@@ -269,16 +301,211 @@ class LlamaRuntime:
         return out
 
     def score_bounded(
-        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], *, first: int = 4
+        self,
+        prefix: Sequence[int],
+        continuations: Sequence[Sequence[int]],
+        *,
+        width: int = 2,
+        spread: float = 1e-2,
     ) -> tuple[list[float], list[bool]]:
         """Exact scores for the continuations that can still win; bounds for the rest.
 
-        A continuation's log-prob is at most its first token's (every further term is
-        <= 0), and first tokens are free (the prefix's logits). So: score the likeliest
-        ``first`` continuations exactly (one batched decode), then only those whose bound
-        still reaches the best exact score, until none does. The argmax is exact; the
-        others keep their upper bound (their probability is over-, the winner's
-        under-estimated). Returns (score, exact) per continuation.
+        Best-first search over the continuations' token trie. A path's summed log-prob
+        bounds every continuation through it (each further term is <= 0), and the first
+        tokens are free (the prefix's logits). Each round decodes, in one batched decode,
+        the trie nodes that can still beat the best complete continuation (at most
+        ``width`` of them, the likeliest first, and only those within ``spread`` of the
+        likeliest: a node far below it rarely survives the next round); a node that only
+        one continuation goes through is decoded with the rest of that continuation.
+        Decoding a node scores all its children. When no node can beat the best complete
+        score, its continuation is the exact argmax; every other continuation keeps the
+        bound of the deepest node scored on its path (its probability is over-, the
+        winner's under-estimated). Returns (score, exact) per continuation. Width 2 and
+        spread 1e-2 were chosen by replaying the search on recorded BANKING77 trie
+        log-probs (Qwen 1.5B): ~2 decodes and ~5 tokens per item, where label-level
+        bounding decoded ~10–35.
+
+        Every continuation has its own sequence, and a decoded node's KV cell belongs to
+        the sequences of all continuations through it, so a node decoded in a later round
+        sees the prefix and exactly its own path: the same scores as decoding each
+        continuation alone. More continuations than sequences: the chunked label-level
+        search (:meth:`score_bounded_labels`).
+        """
+        conts = [tuple(c) for c in continuations]
+        if any(not c for c in conts):
+            raise ValueError("cannot score an empty continuation")
+        if len(conts) > self.n_seq_max - 1:
+            return self.score_bounded_labels(prefix, continuations)
+        prefix_logits = self.prepare(prefix)
+        lp = log_softmax(prefix_logits)
+        base = len(prefix)
+        if base + max(len(c) for c in conts) > self.n_ctx:
+            raise ValueError(f"an answer does not fit n_ctx={self.n_ctx}")
+        known: dict[tuple[int, ...], float] = {c[:1]: float(lp[c[0]]) for c in conts}
+        through: dict[tuple[int, ...], list[int]] = {}  # node → continuations going on after it
+        for i, c in enumerate(conts):
+            for d in range(1, len(c)):
+                through.setdefault(c[:d], []).append(i)
+        depth = [1] * len(conts)  # per continuation: length of its deepest scored path
+        free = self.n_ctx - base  # KV cells left for decoded nodes (they stay until the end)
+        ctx = self.llama._ctx
+        for k in range(len(conts)):
+            ctx.kv_cache_seq_cp(0, k + 1, -1, -1)  # metadata only: prefix cells gain a seq id
+        try:
+            while True:
+                for i, c in enumerate(conts):
+                    while depth[i] < len(c) and c[: depth[i] + 1] in known:
+                        depth[i] += 1
+                scores = [known[c[: depth[i]]] for i, c in enumerate(conts)]
+                done = [depth[i] == len(c) for i, c in enumerate(conts)]
+                best = max((sc for sc, e in zip(scores, done, strict=True) if e), default=-np.inf)
+                frontier = {
+                    c[: depth[i]] for i, c in enumerate(conts) if not done[i] and scores[i] >= best
+                }
+                if not frontier:
+                    return scores, done
+                ranked = sorted(frontier, key=lambda p: -known[p])
+                floor = known[ranked[0]] + math.log(spread)
+                rows = []
+                for path in [p for p in ranked if known[p] >= floor][:width]:
+                    rows.append(path)
+                    if len(through[path]) == 1:
+                        # Only one continuation goes on: its remaining tokens are needed
+                        # for its exact score anyway, so they join this decode (a round saved).
+                        (i,) = through[path]
+                        rows.extend(conts[i][:d] for d in range(len(path) + 1, len(conts[i])))
+                rows = rows[: min(self.n_batch, free)]
+                if not rows:
+                    raise ValueError(f"the answers' tokens do not fit n_ctx={self.n_ctx}")
+                self._decode_nodes(base, rows, through, conts, known)
+                free -= len(rows)
+        finally:
+            for k in range(len(conts)):
+                ctx.kv_cache_seq_rm(k + 1, -1, -1)
+            # Sequence 0 still holds exactly the prefix: its logits stay valid.
+            self._last_logits = prefix_logits
+
+    def _decode_nodes(
+        self,
+        base: int,
+        rows: Sequence[tuple[int, ...]],
+        through: dict[tuple[int, ...], list[int]],
+        conts: Sequence[tuple[int, ...]],
+        known: dict[tuple[int, ...], float],
+    ) -> None:
+        """One batched decode of trie nodes (their parents are in the cache); score children."""
+        import llama_cpp
+
+        ctx = self.llama._ctx
+        batch = self.llama._batch.batch
+        batch.n_tokens = len(rows)
+        for row, path in enumerate(rows):
+            batch.token[row] = path[-1]
+            batch.pos[row] = base + len(path) - 1
+            seqs = through[path]
+            batch.n_seq_id[row] = len(seqs)
+            for j, i in enumerate(seqs):
+                batch.seq_id[row][j] = i + 1
+            batch.logits[row] = True
+        ctx.decode(self.llama._batch)
+        self.n_chunk_decodes += 1
+        for row, path in enumerate(rows):
+            ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, row)
+            lp = log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+            for i in through[path]:
+                child = conts[i][: len(path) + 1]
+                known[child] = known[path] + float(lp[child[-1]])
+
+    def starts_with(self, text: bytes) -> np.ndarray:
+        """Ids of the tokens whose text starts with ``text`` (e.g. every closing quote)."""
+        cache = self.__dict__.setdefault("_starts_with", {})
+        ids = cache.get(text)
+        if ids is None:
+            ids = np.array(
+                [t for t in range(self.n_vocab) if self.piece(t).startswith(text)], dtype=np.int64
+            )
+            cache[text] = ids
+        return ids
+
+    def score_ended(
+        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], end: np.ndarray
+    ) -> list[float]:
+        """log P(continuation, then any token of ``end``) after ``prefix``, for each one.
+
+        Why ``end``: a label inside a JSON string is followed by a token that *starts*
+        with the closing quote (``"``, ``",``, ``"]``…), which one tokenization of
+        label + quote cannot name; summing over those tokens also keeps a label that
+        is a token prefix of another (``dis`` / ``disgust``) from taking its mass. Every
+        token of every continuation is decoded, as a trie, in one batched decode per
+        ``n_seq_max - 1`` continuations; each continuation sees only its own path.
+        """
+        conts = [tuple(c) for c in continuations]
+        if any(not c for c in conts):
+            raise ValueError("cannot score an empty continuation")
+        prefix_logits = self.prepare(prefix)
+        lp0 = log_softmax(prefix_logits)
+        base = len(prefix)
+        limit = self.n_seq_max - 1
+        ended: list[float] = [0.0] * len(conts)
+        ctx = self.llama._ctx
+        for lo in range(0, len(conts), limit):
+            group = list(range(lo, min(lo + limit, len(conts))))
+            through: dict[tuple[int, ...], list[int]] = {}
+            for i in group:
+                for d in range(1, len(conts[i]) + 1):
+                    through.setdefault(conts[i][:d], []).append(i - lo)
+            rows = sorted(through, key=len)  # parents before children
+            if len(rows) > min(self.n_batch, self.n_ctx - base):
+                raise ValueError(f"the answers' tokens do not fit n_ctx={self.n_ctx}")
+            for k in range(len(group)):
+                ctx.kv_cache_seq_cp(0, k + 1, -1, -1)
+            try:
+                rowlp = self._decode_rows(base, rows, through)
+            finally:
+                for k in range(len(group)):
+                    ctx.kv_cache_seq_rm(k + 1, -1, -1)
+            for i in group:
+                c = conts[i]
+                total = float(lp0[c[0]])
+                for d in range(1, len(c)):
+                    total += float(rowlp[c[:d]][c[d]])
+                last = rowlp[c]
+                ended[i] = total + float(np.logaddexp.reduce(last[end])) if end.size else total
+        self._last_logits = prefix_logits
+        return ended
+
+    def _decode_rows(
+        self, base: int, rows: Sequence[tuple[int, ...]], through: dict[tuple[int, ...], list[int]]
+    ) -> dict[tuple[int, ...], np.ndarray]:
+        """One decode of trie nodes (sequence k+1 per continuation k); log-probs per node."""
+        import llama_cpp
+
+        ctx = self.llama._ctx
+        batch = self.llama._batch.batch
+        batch.n_tokens = len(rows)
+        for row, path in enumerate(rows):
+            batch.token[row] = path[-1]
+            batch.pos[row] = base + len(path) - 1
+            batch.n_seq_id[row] = len(through[path])
+            for j, k in enumerate(through[path]):
+                batch.seq_id[row][j] = k + 1
+            batch.logits[row] = True
+        ctx.decode(self.llama._batch)
+        self.n_chunk_decodes += 1
+        out = {}
+        for row, path in enumerate(rows):
+            ptr = llama_cpp.llama_get_logits_ith(ctx.ctx, row)
+            out[path] = log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+        return out
+
+    def score_bounded_labels(
+        self, prefix: Sequence[int], continuations: Sequence[Sequence[int]], *, first: int = 4
+    ) -> tuple[list[float], list[bool]]:
+        """Label-level bounded scoring, for more continuations than the context has sequences.
+
+        Scores the likeliest ``first`` continuations exactly (batched, chunked), then
+        only those whose first-token bound still reaches the best exact score, until
+        none does.
         """
         lp = log_softmax(self.prepare(prefix))
         scores = [float(lp[c[0]]) for c in continuations]

@@ -117,6 +117,17 @@ class LocalProvider(Provider):
         # Classify with more labels than this: exact scores only for the labels that can
         # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
         self.bound_above = 8
+        # Bounded classify by best-first search over the labels' token trie (False: the
+        # earlier label-level bounding, kept for benchmarks and as the >128-label path).
+        self.search = True
+        # Multi-label: "questions" asks one yes/no question per label (all batched;
+        # batched=False: one after another), P(applies) per label; "listed" scores every
+        # label as the answer list's first element in one short decode, a share per
+        # label that needs dev-chosen ``label_thresholds`` (opt-in: the engine's
+        # confidence still reads multi-label scores as P(applies) >= 0.5).
+        self.multi_label = "questions"
+        # Multi-label decision thresholds on the "listed" shares, per label (dev-chosen).
+        self.label_thresholds: dict[str, float] = {}
 
     @property
     def llama(self) -> Any:
@@ -182,9 +193,7 @@ class LocalProvider(Provider):
         self, text: str, choices: list[str], closing: str
     ) -> tuple[list[int], list[list[int]], int]:
         """The shared token prefix, each choice's continuation after it, len(text) in tokens."""
-        rt = self.runtime
-        prefix = rt.tokenize(text)
-        fulls = [rt.tokenize(text + choice + closing) for choice in choices]
+        prefix, fulls = self.runtime.tokenize_tails(text, [c + closing for c in choices])
         common = len(prefix)
         for full in fulls:
             n = 0
@@ -205,7 +214,10 @@ class LocalProvider(Provider):
         choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
         if self.batched and len(labels) > self.bound_above:
             prefix, conts, n_in = self.choice_tokens(text, choices, '"}')
-            scores, _ = self.runtime.score_bounded(prefix, conts)
+            if self.search:
+                scores, _ = self.runtime.score_bounded(prefix, conts)
+            else:
+                scores, _ = self.runtime.score_bounded_labels(prefix, conts)
             n_out = sum(len(c) for c in conts)
         else:
             scores, n_in, n_out = self._choice_scores(text, choices, '"}')
@@ -220,6 +232,47 @@ class LocalProvider(Provider):
         )
 
     def _multi_label(self, request: ProviderRequest) -> ProviderResponse:
+        if self.multi_label == "listed" and self.batched:
+            return self._multi_label_listed(request)
+        return self._multi_label_questions(request)
+
+    def _multi_label_listed(self, request: ProviderRequest) -> ProviderResponse:
+        """P(label) from the answer's first list element: one short trie decode per item.
+
+        The prompt asks for ``{"labels": [...]}``; after ``{"labels": ["`` every label is
+        scored as the *first* element (its tokens, then a closing quote), so no label is
+        conditioned on another one listed before it, and the item prompt is all the
+        context there is: ~40 decoded label tokens in one batch instead of a ~30-token
+        question per label. Normalised over the labels this is the model's share for
+        each label as the answer's lead; a label applies when its share reaches its
+        threshold (``label_thresholds``, chosen on a dev split; without one: the
+        likeliest label, plus any other with a share of 0.5 or more, which none can
+        have next to it — a calibrated threshold is what lets a second label in).
+        """
+        labels = list(request.prompt.labels)
+        rt = self.runtime
+        text = rt.chat_text(request.messages()) + '{"labels": ["'
+        choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
+        prefix, conts, n_in = self.choice_tokens(text, choices, "")
+        scores = np.array(rt.score_ended(prefix, conts, rt.starts_with(b'"')))
+        shares = np.exp(scores - np.logaddexp.reduce(scores))
+        probs = {label: float(p) for label, p in zip(labels, shares, strict=True)}
+        top = labels[int(np.argmax(shares))]
+        chosen = [
+            label
+            for label in labels
+            if label == top or probs[label] >= self.label_thresholds.get(label, 0.5)
+        ]
+        return ProviderResponse(
+            samples=[Sample(text=json.dumps({"labels": chosen}, ensure_ascii=False))],
+            model=self.model,
+            tokens_in=n_in,
+            tokens_out=sum(len(c) for c in conts),
+            structured="choices",
+            label_scores=probs,
+        )
+
+    def _multi_label_questions(self, request: ProviderRequest) -> ProviderResponse:
         labels = list(request.prompt.labels)
         base = request.messages()
         rt = self.runtime

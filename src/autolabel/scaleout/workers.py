@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Table, or_
+from sqlalchemy import Table, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from autolabel.engine.cache import ResponseCache
@@ -27,8 +27,9 @@ from autolabel.engine.inputs import InputItem
 from autolabel.engine.labeler import Labeler, LabelerOptions, LabelOutcome
 from autolabel.engine.limits import RateLimits
 from autolabel.engine.pipeline import _prepare_chunk
-from autolabel.engine.writer import prediction_row
+from autolabel.engine.writer import prediction_row, replace_prediction_demos
 from autolabel.errors import ConfigError
+from autolabel.learning.live import demo_chooser
 from autolabel.ontology.compiler import PromptCompiler
 from autolabel.ontology.schema import Ontology
 from autolabel.providers.base import Provider
@@ -220,6 +221,9 @@ class LabelBatch:
             cfg.options,
         )
         self.db = worker_db(cfg.db_url)
+        # Demonstrations from reviews, like the local engine: the pool as of this actor's
+        # start (the local engine loads it once per run).
+        self.demos = demo_chooser(self.db, cfg.ontology)
         self.table: Table = Prediction.__table__  # type: ignore[attr-defined]
         # The provider's HTTP client belongs to one loop: keep one running for the actor.
         self.loop = asyncio.new_event_loop()
@@ -258,8 +262,9 @@ class LabelBatch:
         gate = asyncio.Semaphore(self.cfg.concurrency)
 
         async def one(item_id: int, payload: dict[str, Any], content_hash: str) -> LabelOutcome:
+            shown = self.demos(item_id, payload) if self.demos is not None else ()
             async with gate:
-                outcome = await self.labeler.label(item_id, payload)
+                outcome = await self.labeler.label(item_id, payload, shown)
             outcome.content_hash = content_hash  # what this answer was made on
             return outcome
 
@@ -275,10 +280,27 @@ class LabelBatch:
                     # executemany of one cached statement: the driver batches the rows
                     # (a 256-row VALUES literal would be compiled anew for every batch).
                     conn.execute(stmt, rows)
+                    if any(o.demonstrations for o in outcomes):
+                        self._record_demos(conn, outcomes)
                 return
             except OperationalError:  # SQLite busy past its timeout: try the batch again
                 if attempt == 4:
                     raise
+
+    def _record_demos(self, conn: Any, outcomes: list[LabelOutcome]) -> None:
+        # Only for the predictions this batch actually wrote (the upsert keeps an earlier
+        # success): the prompt hash covers the demonstrations, so a stored prediction
+        # with this outcome's hash was made with this outcome's demonstrations.
+        ids = [o.item_id for o in outcomes]
+        stored = dict(
+            conn.execute(
+                select(self.table.c.item_id, self.table.c.prompt_hash).where(
+                    self.table.c.run_id == self.cfg.run_id, self.table.c.item_id.in_(ids)
+                )
+            ).all()
+        )
+        written = [o for o in outcomes if o.prompt_hash and stored.get(o.item_id) == o.prompt_hash]
+        replace_prediction_demos(conn, self.cfg.run_id, written)
 
     def __del__(self) -> None:
         loop = getattr(self, "loop", None)
