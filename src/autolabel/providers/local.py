@@ -48,6 +48,7 @@ from autolabel.providers.base import (
 from autolabel.providers.llama_guard import choose_settings
 from autolabel.providers.llama_runtime import LlamaRuntime
 from autolabel.providers.models import INSTALL_HINT
+from autolabel.providers.span_decoding import generate_spans
 
 _RUNTIMES: dict[tuple[str, int], LlamaRuntime] = {}
 _RUNTIMES_LOCK = threading.Lock()
@@ -117,6 +118,8 @@ class LocalProvider(Provider):
         # Classify with more labels than this: exact scores only for the labels that can
         # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
         self.bound_above = 8
+        # Spans: copy-only constrained decoding (span_decoding.py); False: the GBNF grammar.
+        self.copy_spans = True
 
     @property
     def llama(self) -> Any:
@@ -292,6 +295,9 @@ class LocalProvider(Provider):
 
     def _generate(self, request: ProviderRequest) -> ProviderResponse:
         rt = self.runtime
+        source = request.prompt.meta.get("source")
+        if request.prompt.task == TaskType.SPANS and self.copy_spans and source is not None:
+            return generate_spans(rt, request, self.model, source)
         tokens = rt.tokenize(rt.chat_text(request.messages()))
         grammar = self._grammar(request.prompt.schema)
         samples: list[Sample] = []
