@@ -90,7 +90,7 @@ def ends_word(text: str, end: int) -> bool:
 
 @dataclass
 class _State:
-    """Prompt + answer tokens so far; the model has decoded them up to the last flush."""
+    """Prompt + answer tokens so far (the newest ones may not be decoded yet)."""
 
     tokens: list[int]
     out: Generated = field(default_factory=lambda: Generated(text=""))
@@ -242,7 +242,11 @@ class SpanDecoder:
         temperature: float,
         rng: np.random.Generator,
     ) -> tuple[Generated, list[dict[str, Any]]]:
-        """The answer's JSON text and its spans (exact offsets into ``source``)."""
+        """The answer's JSON text and its spans (exact offsets into ``source``).
+
+        ``max_tokens`` is checked between entities: the answer is always complete JSON
+        (an entity in progress is finished, then the list is closed).
+        """
         rt = self.rt
         state = _State(tokens=list(prompt))
         spans: list[dict[str, Any]] = []
