@@ -18,6 +18,10 @@ multi-label questions in one batched decode) vs the previous engine (label-level
 bounding, classify only) and today's method (the same provider scoring labels one after
 another, batched=False), on the same items, with accuracy (classify) or macro-F1 and
 subset accuracy (multi-label). --n-slow caps the items of the slower methods.
+
+--task wnut17 (spans, see bench_spans): the engine's copy-only decoding vs today's GBNF
+grammar sampling (copy_spans=False), exact-match entity F1 beside each; --split dev|test
+and --ontology / --template pick the prompt (choose on dev, report on test).
 """
 
 from __future__ import annotations
@@ -383,17 +387,93 @@ def bench_task(task: str, provider: LocalProvider, n: int, n_slow: int, n_seq: i
         print(f"{name:<30}{k:>6}{loads:>10}{elapsed / k:>8.2f}{cpu / k:>11.2f}  {quality}")
 
 
+def _span_f1(preds: list[set], golds: list[set]) -> tuple[float, float, float]:
+    """Micro precision, recall and F1 of exact (start, end, type) matches."""
+    tp = sum(len(p & g) for p, g in zip(preds, golds, strict=True))
+    n_pred, n_gold = sum(map(len, preds)), sum(map(len, golds))
+    prec = tp / n_pred if n_pred else 0.0
+    rec = tp / n_gold if n_gold else 0.0
+    return prec, rec, (2 * tp / (n_pred + n_gold) if n_pred + n_gold else 0.0)
+
+
+def bench_spans(provider: LocalProvider, args: argparse.Namespace) -> None:
+    """WNUT-17: copy-only span decoding (engine) vs GBNF grammar sampling (today)."""
+    from autolabel.errors import AnswerError
+    from autolabel.ontology.answers import parse_answer
+
+    ontology = load_ontology(REPO / "ontologies" / f"{args.ontology or 'wnut17'}.yaml")
+    compiler = PromptCompiler(ontology, template=args.template)
+    path = REPO / "eval" / "data" / f"wnut17_{args.split}.jsonl"
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x][: args.n]
+    requests = [
+        ProviderRequest(compiler.compile({"text": r["text"]}), max_tokens=256) for r in rows
+    ]
+    golds = [{(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in rows]
+
+    async def run(copy: bool, k: int):  # type: ignore[no-untyped-def]
+        provider.copy_spans = copy
+        preds, invalid = [], 0
+        start, cpu = time.perf_counter(), time.process_time()
+        for req, row in zip(requests[:k], rows[:k], strict=False):
+            resp = await provider.complete(req)
+            try:
+                spans = parse_answer(ontology, resp.samples[0].text, {"text": row["text"]})
+            except AnswerError:  # the engine would re-ask; here it counts as no entities
+                spans, invalid = [], invalid + 1
+            preds.append({(s["start"], s["end"], s["label"]) for s in spans})
+            # One line per item: on a starved machine a partial run still says something.
+            wall, used = time.perf_counter() - start, time.process_time() - cpu
+            f1 = _span_f1(preds, golds[: len(preds)])[2]
+            n = len(preds)
+            print(
+                f"  {'engine' if copy else 'today'} {n}/{k}: {wall / n:.1f} s/item"
+                f", {used / n:.1f} cpu s/item, F1 so far {f1:.3f}",
+                flush=True,
+                file=sys.stderr,
+            )
+        provider.copy_spans = True
+        return time.perf_counter() - start, time.process_time() - cpu, preds, invalid
+
+    label = f"{ontology.name}/{args.template or 'spans'}"
+    print(f"\n## wnut17 ({args.split}, prompt {label}, load avg {os.getloadavg()[0]:.1f})")
+    asyncio.run(run(True, 1))  # warm-up: the system prompt is decoded once, then reused
+    results = {"engine (copy-only)": (len(rows), *asyncio.run(run(True, len(rows))))}
+    if args.n_slow != 0:
+        k = min(args.n_slow or len(rows), len(rows))
+        results["today (GBNF grammar)"] = (k, *asyncio.run(run(False, k)))
+    print(f"{'method':<24}{'items':>6}{'s/item':>9}{'cpu s/item':>11}   entity P / R / F1")
+    for name, (k, elapsed, cpu, preds, invalid) in results.items():
+        p, r, f1 = _span_f1(preds, golds[:k])
+        quality = f"{p:.2f} / {r:.2f} / {f1:.3f}"
+        if k < len(rows):  # the engine on the same items, like for like
+            _, _, f1_same = _span_f1(results["engine (copy-only)"][3][:k], golds[:k])
+            quality += f" (engine on these {k}: F1 {f1_same:.3f})"
+        if invalid:
+            quality += f", {invalid} invalid"
+        print(f"{name:<24}{k:>6}{elapsed / k:>9.2f}{cpu / k:>11.2f}   {quality}")
+    print(f"(load avg after: {os.getloadavg()[0]:.1f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-pipeline", action="store_true")
-    ap.add_argument("--task", choices=["sst2", *TASKS, "all"], default="sst2")
+    ap.add_argument("--task", choices=["sst2", *TASKS, "wnut17", "all"], default="sst2")
     ap.add_argument("--n-slow", type=int, default=None, help="items, slower methods (0: none)")
     ap.add_argument("--n-dev", type=int, default=40, help="multi-label dev items (thresholds)")
     ap.add_argument("--n-seq", type=int, default=None, help="items, one by one (default n-slow)")
+    ap.add_argument("--split", choices=["dev", "test"], default="test", help="wnut17 slice")
+    ap.add_argument("--template", default=None, help="wnut17: prompt template (prompts/*.j2)")
+    ap.add_argument("--ontology", default=None, help="wnut17: e.g. wnut17_fewshot")
     args = ap.parse_args()
+    if args.task == "wnut17":
+        provider = LocalProvider(
+            resolve_model(args.model), model_name=args.model, n_ctx=2048, n_threads=args.threads
+        )
+        bench_spans(provider, args)
+        return
     if args.task != "sst2":
         provider = LocalProvider(
             resolve_model(args.model), model_name=args.model, n_ctx=2048, n_threads=args.threads

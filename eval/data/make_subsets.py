@@ -310,6 +310,14 @@ def make_wnut17(src: Path) -> None:
         out.append({"id": f"wnut17-test-{idx + 1:04d}", "text": text, "spans": spans})
     write_jsonl(EVAL_DIR / "wnut17_test.jsonl", out)
     write_jsonl(SMALL_DIR / "wnut17_40.jsonl", out[:40])
+    # The upstream dev split, for choosing prompts and thresholds (never the test slice).
+    dev = bio_sentences(src / "wnut17" / "emerging.dev.conll")
+    chosen = sorted(random.Random(SEED + 3).sample(range(len(dev)), 100))
+    out = []
+    for idx in chosen:
+        text, spans = bio_to_spans(dev[idx])
+        out.append({"id": f"wnut17-dev-{idx + 1:04d}", "text": text, "spans": spans})
+    write_jsonl(EVAL_DIR / "wnut17_dev.jsonl", out)
 
 
 def main() -> None:

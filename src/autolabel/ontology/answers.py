@@ -168,7 +168,11 @@ def _span_source(ontology: Ontology, item: dict[str, Any]) -> str:
 
 
 def align_spans(text: str, entities: list[Any], labels: list[str]) -> list[dict[str, Any]]:
-    """Locate each entity's text in ``text`` (in order, then anywhere); drop unfound ones."""
+    """Locate each entity's text in ``text`` (in order, then anywhere, then ignoring case).
+
+    An entity whose text is not in the item is an error (the answer is re-asked), not
+    silently dropped: a model that invents or paraphrases a mention should be told so.
+    """
     out: list[dict[str, Any]] = []
     cursor = 0
     for ent in entities:
@@ -182,10 +186,15 @@ def align_spans(text: str, entities: list[Any], labels: list[str]) -> list[dict[
         if start == -1:
             start = text.find(needle)
         if start == -1:
-            lowered = text.casefold().find(needle.casefold())
-            start = lowered
+            # Character-wise (not str.casefold, which can change lengths: ß → ss), so
+            # the offsets stay exact.
+            found = re.search(re.escape(needle), text, re.IGNORECASE)
+            start = found.start() if found and found.end() - found.start() == len(needle) else -1
         if start == -1:
-            continue  # hallucinated span: not in the item
+            raise AnswerError(
+                f"the entity {needle[:80]!r} does not occur in the item text: copy each "
+                "entity exactly as written in the item"
+            )
         end = start + len(needle)
         span = {"start": start, "end": end, "text": text[start:end], "label": label}
         if span not in out:

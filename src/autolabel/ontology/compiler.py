@@ -139,6 +139,11 @@ class PromptCompiler:
                     "demos": [[r, d.output] for r, d in zip(refs, demos, strict=True)],
                 }
             )
+        # Spans are located in the first input field (answers.align_spans): a decoder that
+        # copies entity text from the item needs that text as is.
+        meta = {}
+        if self.ontology.task == TaskType.SPANS:
+            meta["source"] = as_text(item.get(self.ontology.input.fields[0], ""))
         return CompiledPrompt(
             messages=messages,
             schema=self.schema,
@@ -147,6 +152,7 @@ class PromptCompiler:
             labels=tuple(self.ontology.label_names),
             answer_prefix=answer_prefix(self.ontology),
             demonstrations=refs,
+            meta=meta,
         )
 
 

@@ -48,6 +48,7 @@ from autolabel.providers.base import (
 from autolabel.providers.llama_guard import choose_settings
 from autolabel.providers.llama_runtime import LlamaRuntime
 from autolabel.providers.models import INSTALL_HINT
+from autolabel.providers.span_decoding import generate_spans
 
 _RUNTIMES: dict[tuple[str, int], LlamaRuntime] = {}
 _RUNTIMES_LOCK = threading.Lock()
@@ -128,6 +129,8 @@ class LocalProvider(Provider):
         self.multi_label = "questions"
         # Multi-label decision thresholds on the "listed" shares, per label (dev-chosen).
         self.label_thresholds: dict[str, float] = {}
+        # Spans: copy-only constrained decoding (span_decoding.py); False: the GBNF grammar.
+        self.copy_spans = True
 
     @property
     def llama(self) -> Any:
@@ -345,6 +348,9 @@ class LocalProvider(Provider):
 
     def _generate(self, request: ProviderRequest) -> ProviderResponse:
         rt = self.runtime
+        source = request.prompt.meta.get("source")
+        if request.prompt.task == TaskType.SPANS and self.copy_spans and source is not None:
+            return generate_spans(rt, request, self.model, source)
         tokens = rt.tokenize(rt.chat_text(request.messages()))
         grammar = self._grammar(request.prompt.schema)
         samples: list[Sample] = []
