@@ -18,7 +18,7 @@ from autolabel.cli.common import (
     settings_from,
 )
 from autolabel.engine.cache import ResponseCache
-from autolabel.engine.inputs import RowValidator, read_rows
+from autolabel.engine.inputs import read_rows, validator_for
 from autolabel.engine.pipeline import LabelJob, RunSummary, arun_job
 from autolabel.errors import BadRowError, ConfigError
 from autolabel.ontology.compiler import PromptCompiler
@@ -561,8 +561,8 @@ def prompt_show(
     compiler = PromptCompiler(ont, template=template)
     payload: dict[str, object] = {name: f"<{name}>" for name in ont.input.fields}
     if data is not None:
-        validator = RowValidator(ont)
-        for row_number, row in read_rows(data):
+        validator = validator_for(ont, data)
+        for row_number, row in read_rows(data, ont.input.image):
             if row_number == item:
                 try:
                     payload = validator.validate(row_number, row).payload

@@ -10,6 +10,11 @@ Methods, in order of preference:
   (field's) probability is the product over the tokens of its value.
 - ``self_consistency``: no log-probabilities; the share of n samples that agree
   with the majority answer (per label / span / field for the distribution).
+
+Boxes: an object's confidence is the probability of its label's tokens
+(``token_logprobs``), or the share of samples holding the same label at IoU >= 0.5
+(``self_consistency``); the item's confidence is its least sure object, and the
+distribution lists the objects' confidences in order.
 """
 
 from __future__ import annotations
@@ -154,6 +159,14 @@ def _from_token_logprobs(ontology: Ontology, label: Any, sample: Sample) -> Scor
             probs[name] = _prob(tokens, _tokens_in(starts, tokens, at + 1, at + 1 + len(name)))
             cursor = at + len(name)
         return Scored(label, _set_confidence(probs), probs, "token_logprobs")
+    if task == TaskType.BOXES:
+        per_obj: list[float] = []
+        cursor = 0
+        for obj in label["objects"]:
+            span = _value_span(text, "label", obj["label"], cursor)
+            per_obj.append(_prob(tokens, _tokens_in(starts, tokens, *span)) if span else 1.0)
+            cursor = span[1] if span else cursor
+        return _boxes_scored(label, per_obj, "token_logprobs", tokens)
     if task == TaskType.SPANS:
         per_span: list[float] = []
         for span_obj in label:
@@ -173,6 +186,59 @@ def _from_token_logprobs(ontology: Ontology, label: Any, sample: Sample) -> Scor
         span = _value_span(text, name, rendered)
         per_field[name] = _prob(tokens, _tokens_in(starts, tokens, *span)) if span else 1.0
     return Scored(label, min(per_field.values(), default=1.0), per_field, "token_logprobs")
+
+
+def _boxes_scored(
+    label: dict[str, Any], per_obj: list[float], method: str, tokens: list[TokenLogprob]
+) -> Scored:
+    objects = [_with_confidence(o, c) for o, c in zip(label["objects"], per_obj, strict=True)]
+    if per_obj:
+        conf = min(per_obj)
+    else:  # "nothing here" is itself a decision with a probability
+        conf = _prob(tokens, list(range(len(tokens))))
+    return Scored({"objects": objects}, conf, per_obj, method)
+
+
+def _with_confidence(obj: dict[str, Any], conf: float) -> dict[str, Any]:
+    return {**obj, "confidence": round(conf, 6)}
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two [x, y, w, h] boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+BOX_MATCH_IOU = 0.5  # the usual detection match (COCO's AP50)
+
+
+def _holds(answer: dict[str, Any], obj: dict[str, Any]) -> bool:
+    return any(
+        o["label"] == obj["label"] and iou(o["box"], obj["box"]) >= BOX_MATCH_IOU
+        for o in answer["objects"]
+    )
+
+
+def _boxes_consistency(answers: list[dict[str, Any]], n: int) -> Scored:
+    """The sample that agrees most with the others, each object scored by how many samples
+    hold it; an empty answer by the share of empty answers."""
+
+    def support(obj: dict[str, Any]) -> float:
+        return sum(1 for a in answers if _holds(a, obj)) / n
+
+    def agreement(a: dict[str, Any]) -> float:
+        if not a["objects"]:
+            return sum(1 for b in answers if not b["objects"]) / n
+        return sum(support(o) for o in a["objects"]) / len(a["objects"])
+
+    best = max(answers, key=agreement)  # first of the best: samples keep their order
+    per_obj = [support(o) for o in best["objects"]]
+    objects = [_with_confidence(o, c) for o, c in zip(best["objects"], per_obj, strict=True)]
+    conf = min(per_obj) if per_obj else agreement(best)
+    return Scored({"objects": objects}, conf, per_obj, "self_consistency", samples=answers)
 
 
 def _normalise(mass: dict[str, float], chosen: str) -> dict[str, float]:
@@ -196,6 +262,8 @@ def _self_consistency(ontology: Ontology, samples: list[Sample], item: dict[str,
     if not answers:
         raise AnswerError(f"no valid answer in {len(samples)} samples: {errors[0]}")
     n = len(samples)  # unparseable samples count against agreement
+    if ontology.task == TaskType.BOXES:
+        return _boxes_consistency(answers, n)
     votes = Counter(canonical_json(a) for a in answers)
     top_key, top_count = votes.most_common(1)[0]
     label = next(a for a in answers if canonical_json(a) == top_key)

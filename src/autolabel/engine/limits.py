@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiolimiter import AsyncLimiter
 
 
@@ -25,6 +27,14 @@ class RateLimits:
             await self._tpm.acquire(min(float(estimated_tokens), self._tpm_max))
 
 
-def estimate_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
-    """~4 characters per token: good enough for pacing, not for billing."""
-    return sum(len(m["content"]) for m in messages) // 4 + max_tokens
+def estimate_tokens(messages: list[dict[str, Any]], max_tokens: int) -> int:
+    """~4 characters per token, ~800 per image: good enough for pacing, not for billing."""
+    total = 0
+    for m in messages:
+        content = m["content"]
+        if isinstance(content, str):
+            total += len(content) // 4
+        else:
+            for part in content:
+                total += len(str(part.get("text", ""))) // 4 if part.get("type") == "text" else 800
+    return total + max_tokens
