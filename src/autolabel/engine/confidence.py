@@ -215,6 +215,26 @@ def iou(a: list[float], b: list[float]) -> float:
 BOX_MATCH_IOU = 0.5  # the usual detection match (COCO's AP50)
 
 
+def same_boxes(want: dict[str, Any], got: dict[str, Any] | None) -> bool:
+    """Every object of ``want`` matched once by one of ``got`` with its label at IoU >= 0.5,
+    none left over: the same boxes answer (used for accuracy, routing and agreement)."""
+    if got is None:
+        return False
+    left = list(got["objects"])
+    if len(left) != len(want["objects"]):
+        return False
+    for g in want["objects"]:
+        best = max(
+            (o for o in left if o["label"] == g["label"]),
+            key=lambda o: iou(o["box"], g["box"]),
+            default=None,
+        )
+        if best is None or iou(best["box"], g["box"]) < BOX_MATCH_IOU:
+            return False
+        left.remove(best)
+    return True
+
+
 def _holds(answer: dict[str, Any], obj: dict[str, Any]) -> bool:
     return any(
         o["label"] == obj["label"] and iou(o["box"], obj["box"]) >= BOX_MATCH_IOU

@@ -17,7 +17,7 @@ import io
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autolabel.engine.confidence import BOX_MATCH_IOU, iou
+from autolabel.engine.confidence import same_boxes as box_answers_match
 from autolabel.errors import EvaluationError
 
 
@@ -144,23 +144,3 @@ def _mean(values: Any) -> float:
     """Mean over entries COCOeval computed (-1 marks 'no gold for this class')."""
     valid = values[values > -1]
     return float(valid.mean()) if valid.size else 0.0
-
-
-def box_answers_match(gold: dict[str, Any], pred: dict[str, Any] | None) -> bool:
-    """Every gold object matched once by a predicted one of its label at IoU >= 0.5, and no
-    prediction left over (the item needs no correction)."""
-    if pred is None:
-        return False
-    left = list(pred["objects"])
-    if len(left) != len(gold["objects"]):
-        return False
-    for g in gold["objects"]:
-        best = max(
-            (o for o in left if o["label"] == g["label"]),
-            key=lambda o: iou(o["box"], g["box"]),
-            default=None,
-        )
-        if best is None or iou(best["box"], g["box"]) < BOX_MATCH_IOU:
-            return False
-        left.remove(best)
-    return True
