@@ -106,7 +106,12 @@ def _job(
             f"--structured must be auto, json_schema, json_object or text, not {structured!r}"
         )
     prov = create_provider(
-        settings, provider=provider, model=model, base_url=base_url, structured=structured
+        settings,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        structured=structured,
+        ontology=ont,
     )
     prices = settings.prices.get(prov.model)
     return LabelJob(

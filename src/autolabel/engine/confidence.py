@@ -8,6 +8,8 @@ Methods, in order of preference:
   probabilities, alternatives come from the top log-probs at the label's first
   token; the result is normalised over the label set. Spans/fields: each span's
   (field's) probability is the product over the tokens of its value.
+- ``label_probs``: the provider gave each label's probability outright (the embedded
+  image classifier); classify keeps the top label's own probability.
 - ``self_consistency``: no log-probabilities; the share of n samples that agree
   with the majority answer (per label / span / field for the distribution).
 
@@ -51,6 +53,8 @@ def score_response(ontology: Ontology, response: ProviderResponse, item: dict[st
     """Raise AnswerError when no sample yields a valid answer."""
     if response.label_scores:
         return _from_label_scores(ontology, response.label_scores)
+    if response.label_probs:
+        return _from_label_probs(ontology, response.label_probs)
     if not response.samples:
         # Providers reject empty answers; this guards replayed (cached) ones too.
         raise AnswerError("the answer holds no text")
@@ -85,6 +89,23 @@ def _from_label_scores(ontology: Ontology, scores: dict[str, float]) -> Scored:
     probs = {n: float(scores[n]) for n in names}
     chosen = [n for n in names if probs[n] >= 0.5]
     return Scored(chosen, _set_confidence(probs), probs, "choice_logprobs")
+
+
+def _from_label_probs(ontology: Ontology, probs: dict[str, float]) -> Scored:
+    """Probabilities as given: classify takes the most probable label and its own
+    probability (not renormalised over the labels: mass outside them is doubt)."""
+    names = ontology.label_names
+    missing = [n for n in names if n not in probs]
+    if missing:
+        raise AnswerError(f"no probability for label(s) {', '.join(missing)}")
+    dist = {n: min(1.0, max(0.0, float(probs[n]))) for n in names}
+    if ontology.task == TaskType.CLASSIFY:
+        label = max(names, key=dist.__getitem__)
+        return Scored(label, dist[label], dist, "label_probs")
+    if ontology.task == TaskType.MULTI_LABEL:
+        chosen = [n for n in names if dist[n] >= 0.5]
+        return Scored(chosen, _set_confidence(dist), dist, "label_probs")
+    raise AnswerError(f"label probabilities cannot answer a {ontology.task.value} task")
 
 
 def _set_confidence(probs: dict[str, float]) -> float:
