@@ -151,3 +151,40 @@ def test_cli_folder_to_gold_eval_and_coco(tmp_path: Path) -> None:
         "red/0.png",
         "red/3.png",
     ]
+
+
+def test_label_studio_image_tasks_round_trip_boxes(tmp_path: Path) -> None:
+    from xml.etree import ElementTree
+
+    from autolabel.interop import labelstudio
+
+    db, run_id = _boxes_run(tmp_path)
+    run = load_run(db, run_id)
+    ont = run_ontology(run)
+    out = tmp_path / "ls.json"
+    labelstudio.export_tasks(ont, run_records(db, run), out)
+    tasks = json.loads(out.read_text())
+    config = ElementTree.fromstring((tmp_path / "ls.xml").read_text())
+    assert config.find("Image").get("value") == "$image"
+    assert config.find("RectangleLabels").get("toName") == "image"
+    assert labelstudio.validate_tasks(ont, tasks) == []
+    first = tasks[0]
+    assert first["data"]["image"] == "/data/local-files/?d=pics/s0.png"
+    red = first["predictions"][0]["result"][0]
+    # red [20, 10, 60, 40] on 200x100 is x 10%, y 10%, 30% wide, 40% high.
+    assert red["value"]["rectanglelabels"] == ["red"]
+    assert [red["value"][k] for k in ("x", "y", "width", "height")] == pytest.approx(
+        [10, 10, 30, 40], abs=1.5
+    )
+    assert (red["original_width"], red["original_height"]) == (200, 100) and 0 < red["score"] <= 1
+    # An annotator accepts the pre-annotations: the boxes come back in pixels.
+    export = tmp_path / "export.json"
+    accepted = [
+        {"id": i, "data": t["data"], "annotations": [{"result": t["predictions"][0]["result"]}]}
+        for i, t in enumerate(tasks, start=1)
+    ]
+    export.write_text(json.dumps(accepted))
+    back = {r.external_id: r for r in labelstudio.read_export(export, ont)}
+    assert [o["label"] for o in back["s0"].label["objects"]] == ["red", "blue"]
+    assert back["s0"].label["objects"][0]["box"] == pytest.approx([20, 10, 60, 40], abs=2.5)
+    assert back["s2"].label == {"objects": []}

@@ -56,6 +56,14 @@ def labelstudio_export(
         Path, typer.Option("--output", "-o", help="Tasks JSON (the config goes to .xml beside it).")
     ] = Path("labelstudio_tasks.json"),
     labels: LabelsOpt = "model",
+    image_prefix: Annotated[
+        str,
+        typer.Option(
+            "--image-prefix",
+            help="Image runs: prepended to each image path to make its URL in Label Studio "
+            "(default: Label Studio's local-files route; e.g. https://host/images/).",
+        ),
+    ] = "/data/local-files/?d=",
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -73,7 +81,7 @@ def labelstudio_export(
     run_row = records.load_run(database, run)
     ont = records.run_ontology(run_row)
     recs = records.run_records(database, run_row, labels=_labels_choice(labels))
-    config_path, n = labelstudio.export_tasks(ont, recs, output)
+    config_path, n = labelstudio.export_tasks(ont, recs, output, image_prefix=image_prefix)
     console.print(f"wrote {n:,} tasks to {output} and the labeling config to {config_path}")
 
 

@@ -170,6 +170,9 @@ def store_as_gold(
     rows = []
     for i, rec in enumerate(records, start=1):
         shown = {f: str(rec.inputs.get(f, "")) for f in ontology.input.fields}
+        image = rec.inputs.get("__image__")
+        if isinstance(image, dict) and image.get("sha256"):
+            shown["__image__"] = str(image["sha256"])  # as RowValidator hashes image items
         rows.append(
             GoldRow(i, rec.external_id, stable_hash(shown)[:32], dict(rec.inputs), rec.label)
         )
