@@ -49,8 +49,8 @@ def detect_format(path: Path) -> Format:
         if is_image_folder(path):
             return "images"
         raise InputError(
-            f"{path} is a directory but neither a folder of images nor a dataset saved by "
-            "Hugging Face datasets",
+            f"{path} is a directory but not a dataset saved by Hugging Face datasets (nor a "
+            "folder of images)",
             hint="give a .csv/.tsv/.jsonl/.parquet file, a folder of images (class "
             "sub-folders optional) or a save_to_disk directory",
         )
