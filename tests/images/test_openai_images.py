@@ -168,3 +168,12 @@ def test_an_endpoint_that_refuses_pictures_says_so(pictures: Path, db: Database)
     assert len(errors) == 1
     error: Any = errors.pop()
     assert "does not accept images" in error and "image_url is only supported" in error
+
+
+def test_multi_label_reads_every_colour_present(tmp_path: Path, db: Database) -> None:
+    shapes(tmp_path / "s.png", {"red": (0, 0, 30, 30), "blue": (40, 10, 20, 20)}, size=(80, 40))
+    data = _csv(tmp_path / "d.csv", [{"id": "s", "image": "s.png"}])
+    with FakeOpenAIServer() as srv:
+        summary = _run(srv, db, data, _ontology("multi_label", max_side=64), progress=False)
+    pred = _predictions(db, summary)["s"]
+    assert pred.label == ["red", "blue"] and pred.method == "token_logprobs"

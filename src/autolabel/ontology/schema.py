@@ -223,6 +223,12 @@ class Ontology(_Strict):
                 f"a {self.task.value} task cannot read images (only "
                 "classify, multi_label and boxes)",
             )
+        if self.input.image and (self.examples or self.demonstrations):
+            raise _LocatedError(
+                ("examples",),
+                "few-shot examples cannot show pictures yet; drop them for "
+                "image input (put what they teach in the guidelines)",
+            )
         if self.task == TaskType.BOXES:
             if not self.input.image:
                 raise _LocatedError(("input",), "a boxes task needs an image column (input.image)")
