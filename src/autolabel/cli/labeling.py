@@ -32,8 +32,8 @@ OntologyArg = Annotated[
 DataArg = Annotated[
     Path,
     typer.Argument(
-        help="Input data: .csv, .tsv, .jsonl, .parquet, or a directory saved by Hugging Face "
-        "datasets (save_to_disk).",
+        help="Input data: .csv, .tsv, .jsonl, .parquet, a directory saved by Hugging Face "
+        "datasets (save_to_disk), or a folder of images (class sub-folders = optional gold).",
         show_default=False,
     ),
 ]
@@ -208,6 +208,8 @@ def label(
 
         autolabel label banking77 tickets.csv \
             --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
+
+        autolabel label photos eval/data/images
     """
     if engine not in ("local", "ray"):
         raise ConfigError(f"--engine must be 'local' or 'ray', not {engine!r}")
