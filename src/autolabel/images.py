@@ -72,6 +72,10 @@ def inspect_image(path: Path, *, max_pixels: int, max_bytes: int) -> ImageRef:
             raise ImageError(
                 f"{path}: {width}x{height} pixels is more than the limit of {max_pixels:,}"
             )
+        if img.format == "JPEG":
+            # Decode at 1/8 scale: the whole stream is still read (a cut file still fails)
+            # but the inverse DCT runs on 1/64 of the pixels (a 12 MP photo: ~8x faster).
+            img.draft(img.mode, (max(1, width // 8), max(1, height // 8)))
         try:
             img.load()
         except (OSError, ValueError, SyntaxError) as exc:
