@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from autolabel.engine.inputs import read_rows, validator_for
-from autolabel.errors import BadRowError, ImageError
+from autolabel.errors import BadRowError, ImageError, InputError
 from autolabel.images import (
     IMAGE_KEY,
     data_url,
@@ -130,3 +130,9 @@ def test_image_content_is_part_of_the_item_identity(tmp_path: Path) -> None:
     a, b, c = (validator.validate(i, {"image": f"{n}.png"}) for i, n in enumerate("abc", 1))
     assert a.content_hash != b.content_hash and a.external_id != b.external_id
     assert a.content_hash == c.content_hash  # identity is the content, not the file name
+
+
+def test_a_folder_of_images_needs_an_image_ontology(tmp_path: Path) -> None:
+    solid(tmp_path / "a.png", "red")
+    with pytest.raises(InputError, match="folder of images, but the ontology reads text"):
+        list(read_rows(tmp_path))

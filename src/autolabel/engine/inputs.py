@@ -67,13 +67,18 @@ def read_rows(path: Path, image_column: str | None = None) -> Iterator[tuple[int
     """Yield (row number, raw row) without validation.
 
     A folder of images yields one row per image file, its relative path under
-    ``image_column`` (default ``image``) and its class sub-folder under ``label``.
+    ``image_column`` (the ontology's ``input.image``) and its class sub-folder under ``label``.
     """
     if not path.exists():
         raise InputError(f"input file not found: {path}")
     fmt = detect_format(path)  # a directory: a saved dataset or a folder of images
     if fmt == "images":
-        yield from read_folder_rows(path, image_column or "image")
+        if image_column is None:
+            raise InputError(
+                f"{path} is a folder of images, but the ontology reads text",
+                hint="declare the image column in the ontology: input: {image: image}",
+            )
+        yield from read_folder_rows(path, image_column)
     elif fmt == "csv":
         yield from _read_csv(path)
     elif fmt == "jsonl":
