@@ -18,7 +18,7 @@ Images: a compiled prompt names its image by content hash (an ``image`` part); h
 becomes an ``image_url`` part holding a base64 data URL of the picture resized to the
 ontology's ``max_side`` (:mod:`autolabel.images`), the form OpenAI, vLLM, Ollama and the
 llama.cpp server all accept. An endpoint that refuses images fails permanently with a
-message that says so (see :func:`_map_error`).
+message that says so (see :func:`_images_refused`).
 
 Retries are not done here (the client has ``max_retries=0``): transport failures are
 mapped in one place, :func:`_map_error`, to
@@ -35,6 +35,7 @@ import ipaddress
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping
 from types import ModuleType
@@ -189,6 +190,7 @@ class OpenAIProvider(Provider):
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._data_urls: dict[tuple[str, int], str] = {}
+        self._data_urls_lock = threading.Lock()  # filled from worker threads
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
@@ -265,14 +267,16 @@ class OpenAIProvider(Provider):
         if part.get("type") != "image":
             return part
         key = (part["sha256"], int(part["max_side"]))
-        url = self._data_urls.get(key)
+        with self._data_urls_lock:
+            url = self._data_urls.get(key)
         if url is None:
             url = data_url(by_hash[part["sha256"]], key[1])
             # Retries, re-asks and self-consistency samples resend the same picture: encode
             # it once. A few entries suffice (items are in flight only briefly).
-            if len(self._data_urls) >= 64:
-                self._data_urls.pop(next(iter(self._data_urls)))
-            self._data_urls[key] = url
+            with self._data_urls_lock:
+                if len(self._data_urls) >= 64:
+                    self._data_urls.pop(next(iter(self._data_urls)))
+                self._data_urls[key] = url
         return {"type": "image_url", "image_url": {"url": url}}
 
     def _params(
