@@ -23,7 +23,7 @@ def test_image_input_defaults_to_no_text_fields_and_prompts_with_the_picture(tmp
     prompt = PromptCompiler(ont).compile(item)
     text, image = prompt.messages[-1]["content"]
     assert "the attached picture, 100x50 pixels" in text["text"]  # the size the model sees
-    assert image == {"type": "image", "sha256": "ab" * 32, "max_side": 100}
+    assert image == {"type": "image", "sha256": "ab" * 32, "max_side": 100, "size": [100, 50]}
     assert prompt.images[0].width == 400
     assert '"objects"' in prompt.messages[0]["content"]
 
@@ -50,3 +50,14 @@ def test_image_ontology_errors(text: str, words: str) -> None:
     with pytest.raises(OntologyError) as err:
         parse_ontology(text)
     assert words in str(err.value)
+
+
+def test_token_estimate_counts_picture_tiles() -> None:
+    from autolabel.engine.limits import estimate_tokens
+
+    def msg(size: list[int]) -> list[dict]:
+        part = {"type": "image", "sha256": "x", "max_side": 1024, "size": size}
+        return [{"role": "user", "content": [{"type": "text", "text": "a" * 40}, part]}]
+
+    assert estimate_tokens(msg([100, 50]), 0) == 10 + 85 + 170  # one tile
+    assert estimate_tokens(msg([1024, 768]), 0) == 10 + 85 + 170 * 4  # 2 x 2 tiles

@@ -152,6 +152,7 @@ class PromptCompiler:
                     "type": "image",
                     "sha256": images[0].sha256,
                     "max_side": self.ontology.input.max_side,
+                    "size": [w, h],  # as sent (token estimates)
                 },
             ]
         messages.append({"role": "user", "content": user})
