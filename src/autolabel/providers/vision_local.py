@@ -155,6 +155,7 @@ class EmbeddedImageClassifier:
         self.onnx_path = _onnx_path(path, self.weights_sha256, cache_dir)
         self._session = _session(self.onnx_path, self.threads)
         self.class_names = load_hierarchy().short_names
+        self._mapping: dict[tuple[str, ...], tuple[list[list[int]], list[str]]] = {}
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """The bare runtime call: preprocessed [n, 3, 224, 224] float32 -> [n, 1000] logits."""
@@ -173,7 +174,11 @@ class EmbeddedImageClassifier:
         return out
 
     def _classes(self, names: Sequence[str]) -> tuple[list[list[int]], list[str]]:
-        return label_class_matrix(list(names), self.aliases)
+        # The WordNet walk costs ~20 ms per call; a job asks with the same labels every time.
+        key = tuple(names)
+        if key not in self._mapping:
+            self._mapping[key] = label_class_matrix(list(names), self.aliases)
+        return self._mapping[key]
 
     def unmatched(self, labels: Sequence[tuple[str, str]]) -> list[str]:
         """Labels that collect no ImageNet class (always probability 0: route to review)."""
