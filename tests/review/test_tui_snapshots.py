@@ -22,7 +22,7 @@ from textual.pilot import Pilot
 from autolabel.tui import ReviewApp
 from tests.review.factories import FakeClock
 from tests.review.test_tui import REVIEWER, SIZE, Tick, build_classify, build_multi, build_spans
-from tests.review.test_tui_images import build_boxes, build_photo, needs_boxes
+from tests.review.test_tui_images import build_boxes, build_photo, needs_boxes, needs_images
 
 SnapCompare = Callable[..., bool]
 
@@ -59,6 +59,7 @@ def test_span_editor(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(_app(build_spans, tmp_path), press=["e", "tab"], terminal_size=SIZE)
 
 
+@needs_images
 def test_image_item(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(_app(build_photo, tmp_path), terminal_size=SIZE)
 

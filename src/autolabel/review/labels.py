@@ -64,8 +64,6 @@ def canonical_human_label(ontology: Ontology, label: Any) -> Any:
                 }
             )
         return sorted(spans, key=lambda s: (s["start"], s["end"], s["label"]))
-    if task == "boxes":  # TaskType.BOXES (string compare: works before and after images)
-        return canonical_human_boxes(label, names)
     if not isinstance(label, dict):
         raise ReviewError("a fields decision is a mapping of field name to value")
     known = {f.name for f in ontology.fields}
@@ -73,35 +71,3 @@ def canonical_human_label(ontology: Ontology, label: Any) -> Any:
     if unknown:
         raise ReviewError(f"unknown field(s) {unknown}", hint=f"fields: {', '.join(sorted(known))}")
     return {f.name: label.get(f.name) for f in ontology.fields}
-
-
-def canonical_human_boxes(label: Any, names: list[str]) -> dict[str, Any]:
-    """A reviewer's boxes: ``{"objects": [{label, box: [x, y, w, h] px, confidence}]}`` with
-    known labels and boxes of positive size, sorted top to bottom then left to right (the
-    order canonical model answers use, so an unchanged answer compares equal)."""
-    objects = label.get("objects") if isinstance(label, dict) else None
-    if not isinstance(objects, list):
-        raise ReviewError('a boxes decision is {"objects": [{label, box: [x, y, w, h]}]}')
-    out = []
-    for obj in objects:
-        if not isinstance(obj, dict) or obj.get("label") not in names:
-            raise ReviewError(f"invalid box {obj!r}", hint=f"labels: {', '.join(names)}")
-        box = obj.get("box")
-        if (
-            not isinstance(box, list | tuple)
-            or len(box) != 4
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-            or box[2] <= 0
-            or box[3] <= 0
-        ):
-            raise ReviewError(f"box {box!r} must be [x, y, width, height] with positive size")
-        conf = obj.get("confidence")
-        out.append(
-            {
-                "label": obj["label"],
-                "box": [float(v) for v in box],
-                "confidence": float(conf) if isinstance(conf, int | float) else None,
-            }
-        )
-    out.sort(key=lambda o: (o["box"][1], o["box"][0], o["label"]))
-    return {"objects": out}

@@ -713,10 +713,6 @@ class ReviewQueue:
             if pred is not None and isinstance(pred.distribution, dict):
                 distribution = pred.distribution
         shown = {k: item.payload[k] for k in ont.input.fields if k in item.payload}
-        # The item's image reference (autolabel.images.IMAGE_KEY) goes with the shown fields:
-        # the TUI draws it. It is not a text field, so ontologies never list it.
-        if "__image__" in item.payload:
-            shown["__image__"] = item.payload["__image__"]
         decided = s.exec(
             select(func.count()).where(
                 col(Decision.task_id) == task.id,
