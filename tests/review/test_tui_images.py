@@ -176,6 +176,9 @@ def test_box_state_accept_delete_relabel() -> None:
         SUGGESTED["objects"][0],
         {"label": "dog", "box": [180.0, 100.0, 120.0, 80.0], "confidence": 1.0},
     ]
+    state.delete()
+    state.delete()  # restoring a relabelled box keeps its new label
+    assert state.decision()["objects"][1]["label"] == "dog"
     state.move(1)  # wraps to box 1
     state.delete()
     assert [o["label"] for o in state.decision()["objects"]] == ["dog"]

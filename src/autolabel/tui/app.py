@@ -204,6 +204,7 @@ class ReviewScreen(Screen[None]):
         elif task.task_type == "classify" and task.suggestion in task.labels:
             state.highlight = task.labels.index(task.suggestion)
         labels.set_state(state)
+        self._follow_box()
         self.query_one("#guidelines", GuidelinesPane).show(
             task.guidelines, task.label_descriptions, task.labels
         )
@@ -424,6 +425,15 @@ class ReviewScreen(Screen[None]):
     def _redraw_boxes(self) -> None:
         if self.current is not None and self.boxes is not None:
             self.query_one("#item", ItemPane).redraw_boxes(self.current, self.boxes)
+            self._follow_box()
+
+    def _follow_box(self) -> None:
+        """Boxes: the label list highlights the selected box's label (what a key changes)."""
+        box = self.boxes.current() if self.boxes is not None else None
+        labels = self.query_one("#labels", LabelList)
+        if box is not None and box.label in labels.state.labels:
+            labels.state.highlight = labels.state.labels.index(box.label)
+            labels.refresh_list()
 
     def action_move(self, delta: int) -> None:
         if self.boxes is not None:  # boxes: up/down select a box

@@ -46,7 +46,8 @@ class Box:
     label: str
     box: list[float]
     confidence: float | None
-    state: str = "model"  # model | accepted | relabelled | deleted
+    state: str = "model"  # model | accepted | relabelled
+    deleted: bool = False  # apart from state: restoring a box gives back its edit
 
 
 @dataclass
@@ -83,7 +84,8 @@ class BoxState:
         """Accept the selected box as it is and go to the next one."""
         box = self.current()
         if box is not None:
-            if box.state in ("model", "deleted"):
+            box.deleted = False
+            if box.state == "model":
                 box.state = "accepted"
             self.move(1)
 
@@ -91,12 +93,13 @@ class BoxState:
         """Delete the selected box; a deleted box is restored."""
         box = self.current()
         if box is not None:
-            box.state = "model" if box.state == "deleted" else "deleted"
+            box.deleted = not box.deleted
 
     def relabel(self, label: str) -> None:
         box = self.current()
         if box is None:
             return
+        box.deleted = False
         if label == box.label and box.state != "relabelled":
             box.state = "accepted"
             return
@@ -112,14 +115,14 @@ class BoxState:
                 "confidence": 1.0 if b.state == "relabelled" else b.confidence,
             }
             for b in self.boxes
-            if b.state != "deleted"
+            if not b.deleted
         ]
         # The order canonical boxes are stored in (top to bottom, left to right).
         objects.sort(key=lambda o: (o["box"][1], o["box"][0], o["label"]))
         return {"objects": objects}
 
 
-MARK = {"model": " ", "accepted": "✓", "relabelled": "✎", "deleted": "✗"}
+MARK = {"model": " ", "accepted": "✓", "relabelled": "✎"}
 
 
 def render_box_list(state: BoxState, labels: list[str]) -> Text:
@@ -135,13 +138,13 @@ def render_box_list(state: BoxState, labels: list[str]) -> Text:
         style = label_color(labels, b.label)
         line = Text.assemble(
             (f" {i + 1} ", "bold reverse"),
-            f" {MARK[b.state]} ",
+            f" {'✗' if b.deleted else MARK[b.state]} ",
             ("■ ", style),
             (b.label, f"bold {style}"),
             (conf, "dim"),
             (f"  [{x}, {y}, {w}, {h}]", "dim"),
         )
-        if b.state == "deleted":
+        if b.deleted:
             line.stylize("strike dim")
         if i == state.selected:
             line.stylize("bold on #3a3f4b")
@@ -168,7 +171,7 @@ def draw_boxes(picture: Image.Image, state: BoxState, labels: list[str]) -> Imag
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=18)
     for i, b in enumerate(state.boxes):
-        if b.state == "deleted":
+        if b.deleted:
             continue
         x, y, w, h = (v * scale for v in b.box)
         selected = i == state.selected
