@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from textual_image.widget import HalfcellImage, TGPImage
+from textual_image.widget import HalfcellImage, SixelImage, TGPImage, UnicodeImage
 
 from autolabel.errors import ConfigError
 from autolabel.ontology.schema import TaskType
@@ -150,12 +150,29 @@ async def test_missing_image_file_is_said_not_crashed(sqlite_url: str, clock: Fa
     assert [d.label for d in live(db)] == ["hammer"]
 
 
-async def test_graphics_protocol_is_chosen_by_mode(sqlite_url: str, clock: FakeClock) -> None:
-    _db, queue = build_photo(sqlite_url, clock)
-    app = ReviewApp(queue, REVIEWER, clock=Tick(), image_mode="tgp")
+@pytest.mark.parametrize(
+    ("mode", "widget"),
+    [("tgp", TGPImage), ("sixel", SixelImage), ("unicode", UnicodeImage)],
+)
+async def test_graphics_protocol_is_chosen_by_mode(
+    sqlite_url: str, clock: FakeClock, mode: str, widget: type
+) -> None:
+    """Kitty (TGP) and Sixel cannot be seen in an SVG snapshot: check the app mounts the
+    chosen renderer and gives it the picture, and that rendering it does not fail."""
+    db, queue = build_photo(sqlite_url, clock)
+    app = ReviewApp(queue, REVIEWER, clock=Tick(), image_mode=mode)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert isinstance(app.review.query_one("#picture"), TGPImage)
+        picture = app.review.query_one("#picture")
+        assert isinstance(picture, widget)
+        if importlib.util.find_spec("autolabel.images") is not None:
+            assert picture.image is not None
+        await pilot.press("enter")
+        await pilot.pause()
+    assert [d.label for d in live(db)] == ["fish"]
+
+
+def test_unknown_rendering_mode_says_how_to_fix() -> None:
     assert renderer("halfcell") is HalfcellImage
     with pytest.raises(ConfigError, match="not a rendering mode"):
         renderer("kitty-ish")
