@@ -269,3 +269,32 @@ async def test_deleting_every_box_stores_no_objects(sqlite_url: str, clock: Fake
         await pilot.press("delete", "down", "delete", "enter")
         await pilot.pause()
     assert [d.label for d in live(db)] == [{"objects": []}]
+
+
+async def _save_screenshots(folder: Path) -> None:
+    """docs/review-tui-image.svg and docs/review-tui-boxes.svg, from the tests' data."""
+    import tempfile
+
+    for name, builder, keys in (
+        ("review-tui-image.svg", build_photo, []),
+        ("review-tui-boxes.svg", build_boxes, ["space", "3", "up"]),
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            _db, queue = builder(f"sqlite:///{Path(tmp) / 'shot.db'}", FakeClock())
+            app = ReviewApp(queue, REVIEWER, clock=Tick(), image_mode="halfcell")
+            async with app.run_test(size=SIZE) as pilot:
+                await pilot.pause()
+                await pilot.press(*keys)
+                await pilot.pause()
+                app.save_screenshot(filename=name, path=str(folder))
+        print(f"wrote {folder / name}")
+
+
+if __name__ == "__main__":
+    # Needs the images engine work (the queue hands the TUI __image__).
+    import asyncio
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
+    target.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_save_screenshots(target))
