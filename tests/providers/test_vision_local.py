@@ -126,3 +126,16 @@ def test_wordnet_mapping_collects_classes_below_a_label():
     assert none == [] and missing == ["solar panel"]
     (by_wnid,), _ = label_class_matrix(["x"], {"x": ["n03481172"]})
     assert [names[i] for i in by_wnid] == ["hammer"]
+
+
+def test_importing_the_classifier_loads_no_runtime() -> None:
+    """onnx/onnxruntime load when a classifier is built, not when autolabel is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, autolabel.providers.vision_local\n"
+        "print(','.join(m for m in ('onnx', 'onnxruntime', 'textual', 'PIL') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -17,6 +17,10 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+# Imported with the TUI, i.e. before the app starts: textual-image asks the terminal what it
+# supports (and its cell size) at import, which cannot work once Textual owns the terminal.
+from textual_image import widget as image_widgets
+
 from autolabel.tui.images import BoxState, draw_boxes, load_picture, render_box_list
 
 MODES = ("auto", "tgp", "sixel", "halfcell", "unicode")
@@ -24,15 +28,13 @@ MODES = ("auto", "tgp", "sixel", "halfcell", "unicode")
 
 def renderer(mode: str | None = None) -> type[Any]:
     """The textual-image widget class for ``mode`` (default: ``AUTOLABEL_TUI_IMAGES``/auto)."""
-    from textual_image import widget
-
     mode = (mode or os.environ.get("AUTOLABEL_TUI_IMAGES") or "auto").lower()
     classes = {
-        "auto": widget.Image,
-        "tgp": widget.TGPImage,
-        "sixel": widget.SixelImage,
-        "halfcell": widget.HalfcellImage,
-        "unicode": widget.UnicodeImage,
+        "auto": image_widgets.Image,
+        "tgp": image_widgets.TGPImage,
+        "sixel": image_widgets.SixelImage,
+        "halfcell": image_widgets.HalfcellImage,
+        "unicode": image_widgets.UnicodeImage,
     }
     if mode not in classes:
         from autolabel.errors import ConfigError
