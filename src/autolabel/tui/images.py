@@ -137,7 +137,8 @@ def render_box_list(state: BoxState, labels: list[str]) -> Text:
         x, y, w, h = (round(v) for v in b.box)
         style = label_color(labels, b.label)
         line = Text.assemble(
-            (f" {i + 1} ", "bold reverse"),
+            # "#1", not a key cap: the digit keys relabel (they are label keys), ↑/↓ select.
+            (f"#{i + 1}", "bold"),
             f" {'✗' if b.deleted else MARK[b.state]} ",
             ("■ ", style),
             (b.label, f"bold {style}"),
@@ -177,7 +178,7 @@ def draw_boxes(picture: Image.Image, state: BoxState, labels: list[str]) -> Imag
         selected = i == state.selected
         color = SELECTED if selected else label_color(labels, b.label)
         draw.rectangle([x, y, x + w, y + h], outline=color, width=6 if selected else 4)
-        tag = f"{i + 1} {b.label}"
+        tag = f"#{i + 1} {b.label}"
         left, top, right, bottom = draw.textbbox((x, y), tag, font=font)
         ty = max(0, y - (bottom - top) - 6)
         draw.rectangle([x, ty, x + (right - left) + 8, ty + (bottom - top) + 6], fill=color)

@@ -185,7 +185,7 @@ def render_suggestion(task: TaskLike) -> RenderableType:
         for i, obj in enumerate(objects):
             label = str(obj.get("label", ""))
             conf = obj.get("confidence")
-            name = Text.assemble((f"{i + 1} ", "dim"), (label, label_color(task.labels, label)))
+            name = Text.assemble((f"#{i + 1} ", "dim"), (label, label_color(task.labels, label)))
             grid.add_row(name, bar(conf) if isinstance(conf, int | float) else Text(""))
         if not objects:
             grid.add_row(Text("(no objects)", style="dim"), Text(""))
