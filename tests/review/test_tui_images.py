@@ -217,6 +217,24 @@ def test_boxes_are_drawn_in_label_colours_scaled_to_the_picture() -> None:
     assert redrawn.getpixel((round(100 * scale), round(120 * scale) - 1)) != (255, 255, 255)
 
 
+def test_large_photo_is_shown_smaller_and_boxes_still_land(tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3000, 1500), (0, 0, 0)).save(big)
+    ref = image_ref(big)
+    picture = load_picture(ref)
+    assert picture.size == (1280, 640)  # decoded for the screen, not at 4.5 MP
+    state = BoxState.from_suggestion(
+        {"objects": [{"label": "dog", "box": [1500.0, 750.0, 600.0, 300.0], "confidence": 0.5}]}
+    )
+    state.move(1)  # nothing selected-looking: one box, still box 1
+    drawn = draw_boxes(picture, state, ["fish", "hammer", "dog"], (3000, 1500))
+    assert drawn.size == (640, 320)
+    # Box [1500, 750, 600, 300] of the 3000-px original is [320, 160, 128, 64] on the canvas:
+    # its bottom edge runs at y = 223 (white: the selected box).
+    assert drawn.getpixel((384, 222)) == (255, 255, 255)
+    assert drawn.getpixel((384, 200)) == (0, 0, 0)  # inside the box: the photo
+
+
 # -- boxes (Pilot) -------------------------------------------------------------------------
 
 

@@ -95,5 +95,9 @@ class ImageView(Vertical):
         if boxes is None:
             picture.image = self._picture  # type: ignore[attr-defined]
         else:
-            picture.image = draw_boxes(self._picture, boxes, list(labels))  # type: ignore[attr-defined]
+            original = (int(ref.get("width") or 0), int(ref.get("height") or 0))
+            drawn = draw_boxes(
+                self._picture, boxes, list(labels), original if all(original) else None
+            )
+            picture.image = drawn  # type: ignore[attr-defined]
             box_list.update(render_box_list(boxes, list(labels)))

@@ -27,6 +27,9 @@ from autolabel.tui.render import IMAGE_KEY, label_color
 # Boxes are drawn on a copy this large (long side): thick enough lines and legible labels
 # on Kitty/Sixel terminals; half-block rendering scales it down again.
 DRAW_SIDE = 640
+# Shown pictures are decoded at most this large: a terminal shows far fewer pixels, and a
+# 12-megapixel photo would be rescaled on every repaint.
+SHOW_SIDE = 1280
 SELECTED = "#ffffff"
 
 
@@ -155,20 +158,30 @@ def render_box_list(state: BoxState, labels: list[str]) -> Text:
 
 
 def load_picture(ref: dict[str, Any]) -> Image.Image:
-    """The item's image as RGB; OSError/ValueError when it cannot be read."""
+    """The item's image as RGB, at most ``SHOW_SIDE`` on its long side; OSError/ValueError
+    when it cannot be read."""
     with Image.open(Path(ref["path"])) as opened:
-        return opened.convert("RGB")
+        picture = opened.convert("RGB")
+    picture.thumbnail((SHOW_SIDE, SHOW_SIDE), Image.Resampling.BILINEAR)
+    return picture
 
 
-def draw_boxes(picture: Image.Image, state: BoxState, labels: list[str]) -> Image.Image:
+def draw_boxes(
+    picture: Image.Image,
+    state: BoxState,
+    labels: list[str],
+    original: tuple[int, int] | None = None,
+) -> Image.Image:
     """A copy of ``picture`` (long side ``DRAW_SIDE``) with the kept boxes drawn on it.
 
-    Box coordinates are pixels of the stored image, so they are scaled with the copy.
-    The selected box is drawn in white and thicker; deleted boxes are not drawn.
+    Box coordinates are pixels of the stored image (``original`` size, when ``picture`` is a
+    smaller copy of it), so they are scaled to the canvas. The selected box is drawn in white
+    and thicker; deleted boxes are not drawn.
     """
-    scale = DRAW_SIDE / max(picture.size)
-    size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+    view = DRAW_SIDE / max(picture.size)
+    size = (max(1, round(picture.width * view)), max(1, round(picture.height * view)))
     canvas = picture.resize(size, Image.Resampling.BILINEAR)
+    scale = size[0] / (original[0] if original else picture.width)
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=18)
     for i, b in enumerate(state.boxes):
