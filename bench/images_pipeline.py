@@ -11,8 +11,11 @@ machine load:
 
 Prints images/s and CPU ms per image (process CPU time) for each, the ratio, the load average
 and the core count (the machine may be shared: compare the ratio, not the absolute numbers).
+A run has a fixed cost (database, lease, prompt templates: ~0.5 s); ``--copies N`` labels N
+copies of each photo (a distinct trailing byte each, so N x 50 distinct items) to see the
+per-image cost apart from it.
 
-    .venv/bin/python bench/images_pipeline.py [--threads 2] [--rounds 3]
+    .venv/bin/python bench/images_pipeline.py [--threads 2] [--rounds 3] [--copies 4]
 """
 
 from __future__ import annotations
@@ -47,21 +50,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=1)
     args = parser.parse_args()
-    files = sorted(PHOTOS.glob("*/*.jpg"))
-    images = [f.read_bytes() for f in files]
+    tmp = Path(tempfile.mkdtemp(prefix="images-bench-"))
+    folder = tmp / "photos"
+    images = []
+    for copy in range(args.copies):
+        for f in sorted(PHOTOS.glob("*/*.jpg")):
+            # Bytes after the JPEG end marker are ignored by decoders but change the hash.
+            data = f.read_bytes() + bytes([copy])
+            target = folder / f.parent.name / f"{copy}_{f.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            images.append(data)
     labels = [(name, "") for name in ONTOLOGY.label_names]
     provider = LocalImageProvider(threads=args.threads)
     clf = provider.classifier
     clf.label_probs(images[:2], labels)  # warm: session, label mapping
-    tmp = Path(tempfile.mkdtemp(prefix="images-bench-"))
     db = Database(f"sqlite:///{tmp / 'bench.db'}")
     results: dict[str, list[tuple[float, float]]] = {"model": [], "pipeline": []}
     for i in range(args.rounds):
         results["model"].append(_timed(lambda: clf.label_probs(images, labels)))
         job = LabelJob(
             ontology=ONTOLOGY,
-            data=PHOTOS,
+            data=folder,
             provider=provider,
             db=db,
             cache=None,
