@@ -8,7 +8,8 @@ The CLI prints these without a traceback and exits non-zero.
     ├── ConfigError              settings, CLI arguments, autolabel.toml
     ├── OntologyError            a malformed ontology file (file:line field.path: message)
     ├── InputError               input data: unreadable file, bad rows
-    │   └── BadRowError          one row failed validation (row number, field)
+    │   ├── BadRowError          one row failed validation (row number, field)
+    │   └── ImageError           an image is missing, unreadable, not an image or too large
     ├── ProviderError            a model endpoint or the embedded model
     │   ├── ModelNotAvailableError   the embedded model is not installed / a GGUF is missing
     │   ├── TransientProviderError   retryable: 429, 5xx, timeouts, connection errors
@@ -74,6 +75,10 @@ class BadRowError(InputError):
         self.row = row
         self.field = field
         self.reason = message
+
+
+class ImageError(InputError):
+    """An image file cannot be used (the row naming it becomes a bad row)."""
 
 
 class ProviderError(AutolabelError):

@@ -22,13 +22,16 @@ from textual.pilot import Pilot
 from autolabel.tui import ReviewApp
 from tests.review.factories import FakeClock
 from tests.review.test_tui import REVIEWER, SIZE, Tick, build_classify, build_multi, build_spans
+from tests.review.test_tui_images import build_boxes, build_photo, needs_boxes, needs_images
 
 SnapCompare = Callable[..., bool]
 
 
 def _app(builder: Callable[..., object], tmp_path: Path) -> ReviewApp:
     _db, queue = builder(f"sqlite:///{tmp_path / 'snap.db'}", FakeClock())  # type: ignore[misc]
-    return ReviewApp(queue, REVIEWER, clock=Tick())
+    # Images as coloured half blocks: the one rendering an SVG snapshot can show, and the
+    # same on every terminal (auto would pick by the terminal the tests run in).
+    return ReviewApp(queue, REVIEWER, clock=Tick(), image_mode="halfcell")
 
 
 def test_classify_item(snap_compare: SnapCompare, tmp_path: Path) -> None:
@@ -54,6 +57,21 @@ def test_spans_item(snap_compare: SnapCompare, tmp_path: Path) -> None:
 
 def test_span_editor(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(_app(build_spans, tmp_path), press=["e", "tab"], terminal_size=SIZE)
+
+
+@needs_images
+def test_image_item(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    assert snap_compare(_app(build_photo, tmp_path), terminal_size=SIZE)
+
+
+@needs_boxes
+def test_boxes_item_after_edits(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    async def edit(pilot: Pilot) -> None:
+        await pilot.pause()
+        keys = pilot.app.review.keys  # type: ignore[attr-defined]
+        await pilot.press("space", keys["dog"], "up")  # accept 1, relabel 2, select 1
+
+    assert snap_compare(_app(build_boxes, tmp_path), terminal_size=SIZE, run_before=edit)
 
 
 async def _save_readme_screenshot(target: Path) -> None:

@@ -251,6 +251,15 @@ def print_result(result: Any) -> None:
                 _num(r["f1"]),
             )
         console.print(table)
+    boxes = result.metrics.get("per_class") or []
+    if boxes:
+        table = Table("class", "gold boxes", "predicted", "AP@0.5", "AP@[.5:.95]", title="boxes")
+        for r in boxes:
+            table.add_row(
+                r["label"], str(r["n_gold"]), str(r["n_pred"]), _num(r["ap50"]), _num(r["ap"])
+            )
+        table.add_row("mAP", "", "", _num(s.get("map50")), _num(s.get("map")), style="bold")
+        console.print(table)
     conf = result.metrics.get("top_confusions") or []
     if conf:
         table = Table("gold", "predicted", "count", title="top confusions")

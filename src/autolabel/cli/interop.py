@@ -29,6 +29,8 @@ labelstudio_app = typer.Typer(
 hf_app = typer.Typer(help="Hugging Face datasets (no Hub access).", no_args_is_help=True)
 spacy_app = typer.Typer(help="spaCy DocBin (.spacy) for entity spans.", no_args_is_help=True)
 conll_app = typer.Typer(help="CoNLL/BIO token files for entity spans.", no_args_is_help=True)
+coco_app = typer.Typer(help="COCO JSON for image runs (boxes and labels).", no_args_is_help=True)
+yolo_app = typer.Typer(help="YOLO txt label files for boxes runs.", no_args_is_help=True)
 ontology_app = typer.Typer(
     help="Ontology versions: diff two versions, migrate labels.", no_args_is_help=True
 )
@@ -54,6 +56,14 @@ def labelstudio_export(
         Path, typer.Option("--output", "-o", help="Tasks JSON (the config goes to .xml beside it).")
     ] = Path("labelstudio_tasks.json"),
     labels: LabelsOpt = "model",
+    image_prefix: Annotated[
+        str,
+        typer.Option(
+            "--image-prefix",
+            help="Image runs: prepended to each image path to make its URL in Label Studio "
+            "(default: Label Studio's local-files route; e.g. https://host/images/).",
+        ),
+    ] = "/data/local-files/?d=",
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -71,7 +81,7 @@ def labelstudio_export(
     run_row = records.load_run(database, run)
     ont = records.run_ontology(run_row)
     recs = records.run_records(database, run_row, labels=_labels_choice(labels))
-    config_path, n = labelstudio.export_tasks(ont, recs, output)
+    config_path, n = labelstudio.export_tasks(ont, recs, output, image_prefix=image_prefix)
     console.print(f"wrote {n:,} tasks to {output} and the labeling config to {config_path}")
 
 
@@ -276,6 +286,61 @@ def conll_export(
     )
 
 
+# -- images: COCO and YOLO ---------------------------------------------------------
+
+
+@coco_app.command("export")
+def coco_export(
+    run: RunArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The COCO .json file.")] = Path(
+        "coco.json"
+    ),
+    labels: LabelsOpt = "final",
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write an image run as COCO JSON: images, categories, annotations with bbox and score.
+
+    Boxes runs give one annotation per object; classification runs one whole-image
+    annotation per label. With `--labels final` reviewed items carry the human label.
+
+    Example:  `autolabel coco export 4 -o coco.json`
+    """
+    from autolabel.interop import coco, records
+
+    database = _db(db, config)
+    run_row = records.load_run(database, run)
+    recs = records.run_records(database, run_row, labels=_labels_choice(labels))
+    n_images, n_ann = coco.export_coco(records.run_ontology(run_row), recs, output)
+    console.print(f"wrote {n_images:,} images and {n_ann:,} annotations to {output}")
+
+
+@yolo_app.command("export")
+def yolo_export(
+    run: RunArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for labels/.")] = Path(
+        "yolo"
+    ),
+    labels: LabelsOpt = "final",
+    confidence: Annotated[
+        bool, typer.Option("--confidence", help="Add each box's confidence as a 6th column.")
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a boxes run as YOLO txt files (labels/..., classes.txt, data.yaml).
+
+    Example:  `autolabel yolo export 4 -o yolo/`
+    """
+    from autolabel.interop import records, yolo
+
+    database = _db(db, config)
+    run_row = records.load_run(database, run)
+    recs = records.run_records(database, run_row, labels=_labels_choice(labels))
+    n = yolo.export_yolo(records.run_ontology(run_row), recs, output, confidence=confidence)
+    console.print(f"wrote labels for {n:,} images to {output / 'labels'}")
+
+
 # -- ontology versions ---------------------------------------------------------
 
 
@@ -435,6 +500,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(hf_app, name="hf", rich_help_panel=panel)
     app.add_typer(spacy_app, name="spacy", rich_help_panel=panel)
     app.add_typer(conll_app, name="conll", rich_help_panel=panel)
+    app.add_typer(coco_app, name="coco", rich_help_panel=panel)
+    app.add_typer(yolo_app, name="yolo", rich_help_panel=panel)
     ontology_app.command("diff")(ontology_diff)
     ontology_app.command("migrate")(ontology_migrate)
     ontology_app.command("versions")(ontology_versions)

@@ -18,7 +18,7 @@ from autolabel.cli.common import (
     settings_from,
 )
 from autolabel.engine.cache import ResponseCache
-from autolabel.engine.inputs import RowValidator, read_rows
+from autolabel.engine.inputs import read_rows, validator_for
 from autolabel.engine.pipeline import LabelJob, RunSummary, arun_job
 from autolabel.errors import BadRowError, ConfigError
 from autolabel.ontology.compiler import PromptCompiler
@@ -32,8 +32,8 @@ OntologyArg = Annotated[
 DataArg = Annotated[
     Path,
     typer.Argument(
-        help="Input data: .csv, .tsv, .jsonl, .parquet, or a directory saved by Hugging Face "
-        "datasets (save_to_disk).",
+        help="Input data: .csv, .tsv, .jsonl, .parquet, a directory saved by Hugging Face "
+        "datasets (save_to_disk), or a folder of images (class sub-folders = optional gold).",
         show_default=False,
     ),
 ]
@@ -106,7 +106,12 @@ def _job(
             f"--structured must be auto, json_schema, json_object or text, not {structured!r}"
         )
     prov = create_provider(
-        settings, provider=provider, model=model, base_url=base_url, structured=structured
+        settings,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        structured=structured,
+        ontology=ont,
     )
     prices = settings.prices.get(prov.model)
     return LabelJob(
@@ -203,6 +208,8 @@ def label(
 
         autolabel label banking77 tickets.csv \
             --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
+
+        autolabel label photos eval/data/images
     """
     if engine not in ("local", "ray"):
         raise ConfigError(f"--engine must be 'local' or 'ray', not {engine!r}")
@@ -561,8 +568,8 @@ def prompt_show(
     compiler = PromptCompiler(ont, template=template)
     payload: dict[str, object] = {name: f"<{name}>" for name in ont.input.fields}
     if data is not None:
-        validator = RowValidator(ont)
-        for row_number, row in read_rows(data):
+        validator = validator_for(ont, data)
+        for row_number, row in read_rows(data, ont.input.image):
             if row_number == item:
                 try:
                     payload = validator.validate(row_number, row).payload

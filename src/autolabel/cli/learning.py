@@ -62,7 +62,9 @@ def simulate_cmd(
     settings = settings_from(config)
     ont = load_ontology(resolve_ontology_path(ontology))
     items = read_labelled(data, ont, gold_column, id_column=id_column, limit=limit)
-    prov = create_provider(settings, provider=provider, model=model, base_url=base_url)
+    prov = create_provider(
+        settings, provider=provider, model=model, base_url=base_url, ontology=ont
+    )
     labels = ModelLabels(
         ont, prov, ResponseCache(settings.cache_dir), template=template, concurrency=4
     )
@@ -211,8 +213,14 @@ def relabel_cmd(
     settings = settings_from(config, db=db)
     database = open_db(settings)
     parent = get_run(database, run)
+    from autolabel.ontology.schema import Ontology
+
     prov = create_provider(
-        settings, provider=provider, model=model or parent.model, base_url=base_url
+        settings,
+        provider=provider,
+        model=model or parent.model,
+        base_url=base_url,
+        ontology=Ontology.model_validate(parent.ontology),
     )
     report = relabel(
         database,

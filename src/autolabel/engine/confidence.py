@@ -8,8 +8,15 @@ Methods, in order of preference:
   probabilities, alternatives come from the top log-probs at the label's first
   token; the result is normalised over the label set. Spans/fields: each span's
   (field's) probability is the product over the tokens of its value.
+- ``label_probs``: the provider gave each label's probability outright (the embedded
+  image classifier); classify keeps the top label's own probability.
 - ``self_consistency``: no log-probabilities; the share of n samples that agree
   with the majority answer (per label / span / field for the distribution).
+
+Boxes: an object's confidence is the probability of its label's tokens
+(``token_logprobs``), or the share of samples holding the same label at IoU >= 0.5
+(``self_consistency``); the item's confidence is its least sure object, and the
+distribution lists the objects' confidences in order.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ def score_response(ontology: Ontology, response: ProviderResponse, item: dict[st
     """Raise AnswerError when no sample yields a valid answer."""
     if response.label_scores:
         return _from_label_scores(ontology, response.label_scores)
+    if response.label_probs:
+        return _from_label_probs(ontology, response.label_probs)
     if not response.samples:
         # Providers reject empty answers; this guards replayed (cached) ones too.
         raise AnswerError("the answer holds no text")
@@ -80,6 +89,23 @@ def _from_label_scores(ontology: Ontology, scores: dict[str, float]) -> Scored:
     probs = {n: float(scores[n]) for n in names}
     chosen = [n for n in names if probs[n] >= 0.5]
     return Scored(chosen, _set_confidence(probs), probs, "choice_logprobs")
+
+
+def _from_label_probs(ontology: Ontology, probs: dict[str, float]) -> Scored:
+    """Probabilities as given: classify takes the most probable label and its own
+    probability (not renormalised over the labels: mass outside them is doubt)."""
+    names = ontology.label_names
+    missing = [n for n in names if n not in probs]
+    if missing:
+        raise AnswerError(f"no probability for label(s) {', '.join(missing)}")
+    dist = {n: min(1.0, max(0.0, float(probs[n]))) for n in names}
+    if ontology.task == TaskType.CLASSIFY:
+        label = max(names, key=dist.__getitem__)
+        return Scored(label, dist[label], dist, "label_probs")
+    if ontology.task == TaskType.MULTI_LABEL:
+        chosen = [n for n in names if dist[n] >= 0.5]
+        return Scored(chosen, _set_confidence(dist), dist, "label_probs")
+    raise AnswerError(f"label probabilities cannot answer a {ontology.task.value} task")
 
 
 def _set_confidence(probs: dict[str, float]) -> float:
@@ -154,6 +180,14 @@ def _from_token_logprobs(ontology: Ontology, label: Any, sample: Sample) -> Scor
             probs[name] = _prob(tokens, _tokens_in(starts, tokens, at + 1, at + 1 + len(name)))
             cursor = at + len(name)
         return Scored(label, _set_confidence(probs), probs, "token_logprobs")
+    if task == TaskType.BOXES:
+        per_obj: list[float] = []
+        cursor = 0
+        for obj in label["objects"]:
+            span = _value_span(text, "label", obj["label"], cursor)
+            per_obj.append(_prob(tokens, _tokens_in(starts, tokens, *span)) if span else 1.0)
+            cursor = span[1] if span else cursor
+        return _boxes_scored(label, per_obj, "token_logprobs", tokens)
     if task == TaskType.SPANS:
         per_span: list[float] = []
         for span_obj in label:
@@ -173,6 +207,79 @@ def _from_token_logprobs(ontology: Ontology, label: Any, sample: Sample) -> Scor
         span = _value_span(text, name, rendered)
         per_field[name] = _prob(tokens, _tokens_in(starts, tokens, *span)) if span else 1.0
     return Scored(label, min(per_field.values(), default=1.0), per_field, "token_logprobs")
+
+
+def _boxes_scored(
+    label: dict[str, Any], per_obj: list[float], method: str, tokens: list[TokenLogprob]
+) -> Scored:
+    objects = [_with_confidence(o, c) for o, c in zip(label["objects"], per_obj, strict=True)]
+    if per_obj:
+        conf = min(per_obj)
+    else:  # "nothing here" is itself a decision with a probability
+        conf = _prob(tokens, list(range(len(tokens))))
+    return Scored({"objects": objects}, conf, per_obj, method)
+
+
+def _with_confidence(obj: dict[str, Any], conf: float) -> dict[str, Any]:
+    return {**obj, "confidence": round(conf, 6)}
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    """Intersection over union of two [x, y, w, h] boxes."""
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+BOX_MATCH_IOU = 0.5  # the usual detection match (COCO's AP50)
+
+
+def same_boxes(want: dict[str, Any], got: dict[str, Any] | None) -> bool:
+    """Every object of ``want`` matched once by one of ``got`` with its label at IoU >= 0.5,
+    none left over: the same boxes answer (used for accuracy, routing and agreement)."""
+    if got is None:
+        return False
+    left = list(got["objects"])
+    if len(left) != len(want["objects"]):
+        return False
+    for g in want["objects"]:
+        best = max(
+            (o for o in left if o["label"] == g["label"]),
+            key=lambda o: iou(o["box"], g["box"]),
+            default=None,
+        )
+        if best is None or iou(best["box"], g["box"]) < BOX_MATCH_IOU:
+            return False
+        left.remove(best)
+    return True
+
+
+def _holds(answer: dict[str, Any], obj: dict[str, Any]) -> bool:
+    return any(
+        o["label"] == obj["label"] and iou(o["box"], obj["box"]) >= BOX_MATCH_IOU
+        for o in answer["objects"]
+    )
+
+
+def _boxes_consistency(answers: list[dict[str, Any]], n: int) -> Scored:
+    """The sample that agrees most with the others, each object scored by how many samples
+    hold it; an empty answer by the share of empty answers."""
+
+    def support(obj: dict[str, Any]) -> float:
+        return sum(1 for a in answers if _holds(a, obj)) / n
+
+    def agreement(a: dict[str, Any]) -> float:
+        if not a["objects"]:
+            return sum(1 for b in answers if not b["objects"]) / n
+        return sum(support(o) for o in a["objects"]) / len(a["objects"])
+
+    best = max(answers, key=agreement)  # first of the best: samples keep their order
+    per_obj = [support(o) for o in best["objects"]]
+    objects = [_with_confidence(o, c) for o, c in zip(best["objects"], per_obj, strict=True)]
+    conf = min(per_obj) if per_obj else agreement(best)
+    return Scored({"objects": objects}, conf, per_obj, "self_consistency", samples=answers)
 
 
 def _normalise(mass: dict[str, float], chosen: str) -> dict[str, float]:
@@ -196,6 +303,8 @@ def _self_consistency(ontology: Ontology, samples: list[Sample], item: dict[str,
     if not answers:
         raise AnswerError(f"no valid answer in {len(samples)} samples: {errors[0]}")
     n = len(samples)  # unparseable samples count against agreement
+    if ontology.task == TaskType.BOXES:
+        return _boxes_consistency(answers, n)
     votes = Counter(canonical_json(a) for a in answers)
     top_key, top_count = votes.most_common(1)[0]
     label = next(a for a in answers if canonical_json(a) == top_key)

@@ -38,7 +38,10 @@ def _final_labels(db: Database, run_id: int) -> dict[int, Any]:
 
 
 def iter_export_rows(db: Database, run: Run) -> Iterator[dict[str, Any]]:
-    fields = list((run.ontology or {}).get("input", {}).get("fields", ["text"]))
+    spec = (run.ontology or {}).get("input", {})
+    fields = list(spec.get("fields", ["text"]))
+    if spec.get("image"):  # the image path as the input gave it, first
+        fields.insert(0, spec["image"])
     finals = _final_labels(db, int(run.id))  # type: ignore[arg-type]
     stmt = (
         select(Item.id, Item.external_id, Item.payload, Prediction)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from autolabel.errors import BadRowError, InputError
+from autolabel.errors import BadRowError, ImageError, InputError
 from autolabel.hashing import stable_hash
+from autolabel.images import IMAGE_KEY, inspect_image, is_image_folder, read_folder_rows
 from autolabel.ontology.schema import Ontology
 
-Format = Literal["csv", "jsonl", "parquet", "hf"]
+Format = Literal["csv", "jsonl", "parquet", "hf", "images"]
 SUFFIXES: dict[str, Format] = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -45,9 +46,13 @@ def detect_format(path: Path) -> Format:
 
         if is_saved_dataset(path):
             return "hf"
+        if is_image_folder(path):
+            return "images"
         raise InputError(
-            f"{path} is a directory but not a dataset saved by Hugging Face datasets",
-            hint="give a .csv/.tsv/.jsonl/.parquet file or a save_to_disk directory",
+            f"{path} is a directory but not a dataset saved by Hugging Face datasets (nor a "
+            "folder of images)",
+            hint="give a .csv/.tsv/.jsonl/.parquet file, a folder of images (class "
+            "sub-folders optional) or a save_to_disk directory",
         )
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
@@ -58,12 +63,23 @@ def detect_format(path: Path) -> Format:
     return fmt
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (row number, raw row) without validation."""
+def read_rows(path: Path, image_column: str | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield (row number, raw row) without validation.
+
+    A folder of images yields one row per image file, its relative path under
+    ``image_column`` (the ontology's ``input.image``) and its class sub-folder under ``label``.
+    """
     if not path.exists():
         raise InputError(f"input file not found: {path}")
-    fmt = detect_format(path)  # a directory is read only when it is a saved dataset
-    if fmt == "csv":
+    fmt = detect_format(path)  # a directory: a saved dataset or a folder of images
+    if fmt == "images":
+        if image_column is None:
+            raise InputError(
+                f"{path} is a folder of images, but the ontology reads text",
+                hint="declare the image column in the ontology: input: {image: image}",
+            )
+        yield from read_folder_rows(path, image_column)
+    elif fmt == "csv":
         yield from _read_csv(path)
     elif fmt == "jsonl":
         yield from _read_jsonl(path)
@@ -133,6 +149,8 @@ def count_rows(path: Path) -> int | None:
             from autolabel.interop.hf import count_saved_rows
 
             return count_saved_rows(path)
+        if fmt == "images":
+            return sum(1 for _ in read_folder_rows(path, "image"))
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -157,13 +175,21 @@ class RowValidator:
     """Turns raw rows into items, or raises BadRowError naming row and field.
 
     The item id comes from ``id_column``, else the ontology's ``input.id``, else a
-    column named ``id`` when the data has one, else a hash of the shown fields.
+    column named ``id`` when the data has one, else a hash of the shown fields (and of
+    the image's content, for image input).
+
+    Image paths are resolved against ``base_dir`` (the data file's folder); the image is
+    read, checked and hashed here, so a bad image is a bad row like any other.
     """
 
-    def __init__(self, ontology: Ontology, id_column: str | None = None) -> None:
+    def __init__(
+        self, ontology: Ontology, id_column: str | None = None, base_dir: Path | None = None
+    ) -> None:
         self.fields = list(ontology.input.fields)
         self.id_column = id_column or ontology.input.id
         self._auto_id = self.id_column is None
+        self.input = ontology.input
+        self.base_dir = base_dir or Path.cwd()
 
     def validate(self, row_number: int, row: Any) -> InputItem:
         if isinstance(row, _Unparseable):
@@ -191,7 +217,12 @@ class RowValidator:
                     f"expected text, got {type(value).__name__}", row=row_number, field=name
                 )
             shown[name] = str(value)
-        content_hash = stable_hash(shown)[:32]
+        identity: dict[str, str] = dict(shown)
+        image = None
+        if self.input.image is not None:
+            image = self._image(row_number, row)
+            identity[IMAGE_KEY] = image["sha256"]
+        content_hash = stable_hash(identity)[:32]
         if self._auto_id:
             self._auto_id = False
             self.id_column = DEFAULT_ID_COLUMN if DEFAULT_ID_COLUMN in row else None
@@ -204,7 +235,27 @@ class RowValidator:
             external_id = content_hash[:16]
         # Repeated ids map to the same item, labeled once; the pipeline counts them.
         payload = {k: _jsonable(v) for k, v in row.items()}
+        if image is not None:
+            payload[IMAGE_KEY] = image
         return InputItem(row_number, external_id, content_hash, payload)
+
+    def _image(self, row_number: int, row: dict[str, Any]) -> dict[str, Any]:
+        column = self.input.image
+        assert column is not None
+        value = row.get(column)
+        if value is None or not isinstance(value, str) or not value.strip():
+            got = "nothing" if value is None or value == "" else type(value).__name__
+            raise BadRowError(f"expected an image path, got {got}", row=row_number, field=column)
+        path = Path(value.strip()).expanduser()
+        if not path.is_absolute():
+            path = self.base_dir / path
+        try:
+            ref = inspect_image(
+                path, max_pixels=self.input.max_pixels, max_bytes=self.input.max_bytes
+            )
+        except ImageError as exc:
+            raise BadRowError(exc.message, row=row_number, field=column) from exc
+        return ref.to_json()
 
 
 def _jsonable(value: Any) -> Any:
@@ -222,3 +273,14 @@ def external_id_for(ontology: Ontology, row: dict[str, Any], id_column: str | No
         return str(row[column]).strip()
     shown = {name: str(row[name]) for name in ontology.input.fields}
     return stable_hash(shown)[:16]
+
+
+def base_dir_of(path: Path) -> Path:
+    """Where relative image paths in ``path``'s rows point from: the data file's folder, or
+    the folder itself for a folder of images."""
+    path = path.expanduser().resolve()
+    return path if path.is_dir() else path.parent
+
+
+def validator_for(ontology: Ontology, path: Path, id_column: str | None = None) -> RowValidator:
+    return RowValidator(ontology, id_column, base_dir=base_dir_of(path))

@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from autolabel.engine.cache import ResponseCache
 from autolabel.engine.datasets import dataset_for
-from autolabel.engine.inputs import InputItem, RowValidator, count_rows, read_rows
+from autolabel.engine.inputs import InputItem, count_rows, read_rows, validator_for
 from autolabel.engine.labeler import Labeler, LabelerOptions, LabelOutcome
 from autolabel.engine.limits import RateLimits
 from autolabel.engine.progress import RunProgress
@@ -310,9 +310,9 @@ async def _run_leased(
 
 
 def _validated(job: LabelJob, ontology: Ontology, summary: RunSummary) -> Iterator[InputItem]:
-    validator = RowValidator(ontology, job.id_column)
+    validator = validator_for(ontology, job.data, job.id_column)
     taken = 0
-    for row_number, row in read_rows(job.data):
+    for row_number, row in read_rows(job.data, ontology.input.image):
         if job.limit is not None and taken >= job.limit:
             return
         taken += 1

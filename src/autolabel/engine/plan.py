@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from autolabel.engine.cache import cache_key
 from autolabel.engine.datasets import dataset_for
-from autolabel.engine.inputs import RowValidator, read_rows
+from autolabel.engine.inputs import read_rows, validator_for
 from autolabel.engine.limits import estimate_tokens
 from autolabel.engine.pipeline import LabelJob, is_resumable, run_key
 from autolabel.errors import BadRowError
@@ -44,9 +44,9 @@ class PlanReport:
 def plan_job(job: LabelJob) -> PlanReport:
     compiler = PromptCompiler(job.ontology, template=job.template)
     report = PlanReport(prompt_hash=compiler.prompt_hash)
-    validator = RowValidator(job.ontology, job.id_column)
+    validator = validator_for(job.ontology, job.data, job.id_column)
     out_tokens = OUTPUT_TOKENS[job.ontology.task]
-    for row_number, row in read_rows(job.data):
+    for row_number, row in read_rows(job.data, job.ontology.input.image):
         if job.limit is not None and report.items + report.n_bad_rows >= job.limit:
             break
         try:

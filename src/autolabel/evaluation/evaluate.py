@@ -141,6 +141,10 @@ def task_metrics(task: str, pairs: list[Pair], ontology: dict[str, Any]) -> Any:
         return m.multilabel_metrics(gold, pred, labels)
     if task == "spans":
         return m.span_metrics(gold, pred, labels)
+    if task == "boxes":
+        from autolabel.evaluation.detection import detection_metrics  # pycocotools: extra
+
+        return detection_metrics(gold, pred, labels)
     fields = [f["name"] for f in ontology.get("fields", [])]
     return m.field_metrics(gold, pred, fields)
 
@@ -167,6 +171,8 @@ def _headline(task: str, metrics: Any) -> dict[str, Any]:
             "macro_f1": metrics.exact_macro.f1,
             "partial_f1": metrics.partial.f1,
         }
+    if task == "boxes":
+        return {"accuracy": metrics.item_accuracy, "map50": metrics.map50, "map": metrics.map}
     return {"accuracy": metrics.accuracy}
 
 
@@ -468,7 +474,7 @@ def _recalibration(
 
 def _check_compatible(run: Run, gold: GoldSet, pairs: list[Pair]) -> None:
     """Gold of another ontology may be fine (sst2 vs sst2_fewshot) if its labels fit."""
-    if run.task not in ("classify", "multi_label", "spans"):
+    if run.task not in ("classify", "multi_label", "spans", "boxes"):
         return
     labels = {label["name"] for label in (run.ontology or {}).get("labels", [])}
     seen: set[str] = set()
@@ -477,6 +483,8 @@ def _check_compatible(run: Run, gold: GoldSet, pairs: list[Pair]) -> None:
             seen.add(p.gold)
         elif run.task == "multi_label":
             seen.update(p.gold)
+        elif run.task == "boxes":
+            seen.update(o["label"] for o in p.gold["objects"])
         else:
             seen.update(s["label"] for s in p.gold)
     unknown = sorted(seen - labels) if labels else []

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from autolabel.engine.inputs import RowValidator, read_rows
+from autolabel.engine.inputs import read_rows, validator_for
 from autolabel.errors import BadRowError, EvaluationError, InputError, NotFoundError
 from autolabel.hashing import stable_hash
 from autolabel.ontology.schema import Ontology, TaskType
@@ -80,6 +80,10 @@ def canonical_gold_label(ontology: Ontology, raw: Any, *, text: str | None = Non
                 raise ValueError(f"span text {span['text']!r} != text at offsets {span_text!r}")
             out.append({"start": start, "end": end, "text": span_text, "label": label})
         return sorted(out, key=lambda s: (s["start"], s["end"], s["label"]))
+    if task == TaskType.BOXES:
+        from autolabel.ontology.answers import canonical_boxes
+
+        return canonical_boxes(json.loads(raw) if isinstance(raw, str) else raw, labels)
     value = json.loads(raw) if isinstance(raw, str) else raw
     if not isinstance(value, dict):
         raise ValueError("a fields label must be a JSON object")
@@ -125,10 +129,10 @@ def read_gold_file(
                 f"a {ontology.task.value} task"
             )
         return read_conll(path, ontology)
-    validator = RowValidator(ontology, id_column)
+    validator = validator_for(ontology, path, id_column)
     out: list[GoldRow] = []
     problems: list[str] = []
-    for row_number, raw in read_rows(path):
+    for row_number, raw in read_rows(path, ontology.input.image):
         try:
             item = validator.validate(row_number, raw)
             if label_column not in raw:
@@ -137,7 +141,7 @@ def read_gold_file(
                     row=row_number,
                     field=label_column,
                 )
-            text = str(raw[ontology.input.fields[0]])
+            text = str(raw[ontology.input.fields[0]]) if ontology.input.fields else ""
             try:
                 label = canonical_gold_label(ontology, raw[label_column], text=text)
             except (ValueError, json.JSONDecodeError) as exc:

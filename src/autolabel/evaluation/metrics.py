@@ -432,4 +432,8 @@ def is_correct(task: str, gold: Any, pred: Any) -> bool:
         return {_key(s) for s in gold} == {_key(s) for s in pred}
     if task == "fields":
         return all(_same_value(gold.get(k), pred.get(k)) for k in set(gold) | set(pred))
+    if task == "boxes":
+        from autolabel.evaluation.detection import box_answers_match
+
+        return box_answers_match(gold, pred)
     return bool(gold == pred)

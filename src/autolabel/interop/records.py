@@ -56,7 +56,20 @@ class Record:
     where: str = ""  # "file.json record 3", for error messages
 
     def text(self, ontology: Ontology) -> str:
-        return str(self.inputs.get(ontology.input.fields[0], ""))
+        fields = ontology.input.fields
+        return str(self.inputs.get(fields[0], "")) if fields else ""
+
+
+def record_inputs(ontology: Ontology, payload: dict[str, Any]) -> dict[str, Any]:
+    """The input fields of an item; for image input also the image column as given and
+    the image reference (``__image__``: path, sha256, width, height)."""
+    inputs = {f: payload.get(f) for f in ontology.input.fields}
+    if ontology.input.image is not None:
+        from autolabel.images import IMAGE_KEY
+
+        inputs[ontology.input.image] = payload.get(ontology.input.image)
+        inputs[IMAGE_KEY] = payload.get(IMAGE_KEY)
+    return inputs
 
 
 def run_ontology(run: Run) -> Ontology:
@@ -90,7 +103,7 @@ def run_records(db: Database, run: Run, *, labels: LabelChoice = "model") -> lis
     )
     with db.session() as s:
         for item, pred in s.exec(stmt):
-            inputs = {f: item.payload.get(f) for f in ont.input.fields}
+            inputs = record_inputs(ont, item.payload)
             label, confidence, source = pred.label, pred.confidence, "model"
             final = finals.get(int(item.id))  # type: ignore[arg-type]
             if final is not None and final.source != "model":
@@ -122,6 +135,8 @@ def label_names_in(task: TaskType, label: Any) -> list[str]:
         return list(label)
     if task == TaskType.SPANS:
         return [s["label"] for s in label if isinstance(s, dict)]
+    if task == TaskType.BOXES and isinstance(label, dict):
+        return [o["label"] for o in label.get("objects", []) if isinstance(o, dict)]
     return []
 
 
@@ -155,6 +170,9 @@ def store_as_gold(
     rows = []
     for i, rec in enumerate(records, start=1):
         shown = {f: str(rec.inputs.get(f, "")) for f in ontology.input.fields}
+        image = rec.inputs.get("__image__")
+        if isinstance(image, dict) and image.get("sha256"):
+            shown["__image__"] = str(image["sha256"])  # as RowValidator hashes image items
         rows.append(
             GoldRow(i, rec.external_id, stable_hash(shown)[:32], dict(rec.inputs), rec.label)
         )

@@ -59,7 +59,9 @@ def check_labels(
         ontology=ont,
         ontology_path=str(ontology_path),
         data=data,
-        provider=create_provider(settings, provider=provider, model=model, base_url=base_url),
+        provider=create_provider(
+            settings, provider=provider, model=model, base_url=base_url, ontology=ont
+        ),
         db=db,
         cache=ResponseCache(settings.cache_dir),
         limit=limit,

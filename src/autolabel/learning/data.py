@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autolabel.engine.inputs import RowValidator, read_rows
+from autolabel.engine.inputs import read_rows, validator_for
 from autolabel.errors import BadRowError, ConfigError
 from autolabel.evaluation.gold import canonical_gold_label
 from autolabel.learning.demonstrations import demo_text
@@ -24,10 +24,10 @@ def read_labelled(
     """Rows with a valid label in ``label_column``; a bad row or label is a user error."""
     if not path.exists():
         raise ConfigError(f"{path} does not exist", hint="pass a .csv, .tsv, .jsonl or .parquet")
-    validator = RowValidator(ontology, id_column)
+    validator = validator_for(ontology, path, id_column)
     out: list[SimItem] = []
     seen: set[str] = set()
-    for row_number, row in read_rows(path):
+    for row_number, row in read_rows(path, ontology.input.image):
         if limit is not None and len(out) >= limit:
             break
         try:

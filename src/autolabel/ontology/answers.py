@@ -5,6 +5,9 @@ Canonical answers (what predictions store as ``label``):
 - multi_label: ``["anger", "joy"]`` in ontology order
 - spans: ``[{"start": 0, "end": 5, "text": "Paris", "label": "LOC"}, ...]`` sorted by start
 - fields: ``{"price": 12.5, "currency": "EUR"}``
+- boxes: ``{"objects": [{"label": "cat", "box": [x, y, w, h], "confidence": 0.9}]}``, boxes
+  in pixels of the original image, sorted by (y, x); ``confidence`` is filled in by
+  scoring (a model's own number is not trusted), ``None`` until then.
 """
 
 from __future__ import annotations
@@ -47,6 +50,18 @@ def answer_schema(ontology: Ontology) -> dict[str, Any]:
         }
         props = {"entities": {"type": "array", "items": entity}}
         required = ["entities"]
+    elif ontology.task == TaskType.BOXES:
+        obj = {
+            "type": "object",
+            "properties": {
+                "label": {"type": "string", "enum": labels},
+                "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+            },
+            "required": ["label", "box"],
+            "additionalProperties": False,
+        }
+        props = {"objects": {"type": "array", "items": obj}}
+        required = ["objects"]
     else:
         props = {}
         required = []
@@ -82,6 +97,9 @@ def format_answer(ontology: Ontology, output: Any) -> str:
     if ontology.task == TaskType.SPANS:
         ents = [{"text": o["text"], "label": o["label"]} for o in output]
         return json.dumps({"entities": ents}, ensure_ascii=False)
+    if ontology.task == TaskType.BOXES:
+        objs = [{"label": o["label"], "box": o["box"]} for o in output["objects"]]
+        return json.dumps({"objects": objs}, ensure_ascii=False)
     return json.dumps(output, ensure_ascii=False)
 
 
@@ -160,7 +178,61 @@ def parse_answer(ontology: Ontology, raw: str | Any, item: dict[str, Any] | None
             raise AnswerError("'entities' must be a list", raw=raw_text[:500])
         text = _span_source(ontology, item or {})
         return align_spans(text, ents, labels)
+    if task == TaskType.BOXES:
+        try:
+            objects = canonical_boxes(data, labels, scale=_box_scale(ontology, item or {}))
+        except ValueError as exc:
+            raise AnswerError(str(exc), raw=raw_text[:500]) from None
+        return objects
     return _parse_fields(ontology, data, raw_text)
+
+
+def _box_scale(ontology: Ontology, item: dict[str, Any]) -> tuple[float, float]:
+    """From the pixels the model saw (resized to ``max_side``) to the original image's."""
+    from autolabel.images import IMAGE_KEY, sent_size
+
+    ref = item.get(IMAGE_KEY)
+    if not isinstance(ref, dict):
+        return 1.0, 1.0
+    w, h = int(ref["width"]), int(ref["height"])
+    sw, sh = sent_size(w, h, ontology.input.max_side)
+    return w / sw, h / sh
+
+
+def canonical_boxes(
+    data: Any, labels: list[str], *, scale: tuple[float, float] = (1.0, 1.0)
+) -> dict[str, Any]:
+    """``{"objects": [...]}`` with known labels and [x, y, w, h] boxes of positive size;
+    ValueError says what is wrong. A given ``confidence`` is kept (gold has none)."""
+    objects = data.get("objects") if isinstance(data, dict) else data
+    if not isinstance(objects, list):
+        raise ValueError("'objects' must be a list of {label, box: [x, y, w, h]}")
+    out: list[dict[str, Any]] = []
+    for obj in objects:
+        if not isinstance(obj, dict):
+            raise ValueError(f"an object must be {{label, box}}, got {obj!r}")
+        try:
+            label = _match_label(obj.get("label"), labels)
+        except AnswerError as exc:
+            raise ValueError(exc.message) from None
+        box = obj.get("box")
+        if (
+            not isinstance(box, list | tuple)
+            or len(box) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+        ):
+            raise ValueError(f"a box must be [x, y, width, height] in pixels, got {box!r}")
+        x, y, w, h = (float(v) for v in box)
+        if w <= 0 or h <= 0:
+            raise ValueError(f"a box needs a positive width and height, got {box!r}")
+        sx, sy = scale
+        conf = obj.get("confidence")
+        scaled = [round(x * sx, 2), round(y * sy, 2), round(w * sx, 2), round(h * sy, 2)]
+        entry = {"label": label, "box": scaled, "confidence": conf}
+        if entry not in out:
+            out.append(entry)
+    out.sort(key=lambda o: (o["box"][1], o["box"][0], o["label"]))
+    return {"objects": out}
 
 
 def _span_source(ontology: Ontology, item: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ import jinja2
 
 from autolabel.errors import ConfigError
 from autolabel.hashing import stable_hash
+from autolabel.images import IMAGE_KEY, ImageRef, sent_size
 from autolabel.ontology.answers import answer_prefix, answer_schema, format_answer
 from autolabel.ontology.neutralise import neutralise
 from autolabel.ontology.schema import Ontology, TaskType
@@ -34,7 +35,11 @@ def default_prompts_dir() -> Path:
 class CompiledPrompt:
     """What a provider needs for one item."""
 
-    messages: list[dict[str, str]]
+    # A message's content is text, or for an image item a list of parts: the text and
+    # ``{"type": "image", "sha256": ..., "max_side": ...}`` naming one of ``images``.
+    # Providers that can see turn the part into their wire form (a data URL for OpenAI);
+    # the hash, not the path, is what cache keys see.
+    messages: list[dict[str, Any]]
     schema: dict[str, Any]
     prompt_hash: str
     task: TaskType
@@ -45,9 +50,10 @@ class CompiledPrompt:
     meta: dict[str, Any] = field(default_factory=dict)
     # Refs of the demonstrations chosen for this item (learning issue); part of the hash.
     demonstrations: tuple[str, ...] = ()
+    images: tuple[ImageRef, ...] = ()
 
     def to_text(self) -> str:
-        parts = [f"--- {m['role']} ---\n{m['content']}" for m in self.messages]
+        parts = [f"--- {m['role']} ---\n{content_text(m['content'])}" for m in self.messages]
         parts.append("--- answer schema ---\n" + json.dumps(self.schema, indent=2))
         return "\n\n".join(parts)
 
@@ -118,7 +124,16 @@ class PromptCompiler:
         shown = {
             name: neutralise(as_text(item.get(name, ""))) for name in self.ontology.input.fields
         }
-        messages: list[dict[str, str]] = [{"role": "system", "content": self._system}]
+        images: tuple[ImageRef, ...] = ()
+        if self.ontology.input.image is not None:
+            ref = _image_of(item)
+            if ref is not None:
+                images = (ref,)
+                w, h = sent_size(ref.width, ref.height, self.ontology.input.max_side)
+                # The model is told the size it sees: boxes come back in those pixels and
+                # are scaled to the original by the answer parser.
+                shown = {"image": f"the attached picture, {w}x{h} pixels", **shown}
+        messages: list[dict[str, Any]] = [{"role": "system", "content": self._system}]
         for example in [*self.ontology.examples, *demos]:
             # Demonstrations are reviewed items: user data, defused like the item itself.
             ex_item = {
@@ -129,7 +144,18 @@ class PromptCompiler:
             messages.append(
                 {"role": "assistant", "content": format_answer(self.ontology, example.output)}
             )
-        messages.append({"role": "user", "content": self._render_block("user", item=shown)})
+        user: Any = self._render_block("user", item=shown)
+        if images:
+            user = [
+                {"type": "text", "text": user},
+                {
+                    "type": "image",
+                    "sha256": images[0].sha256,
+                    "max_side": self.ontology.input.max_side,
+                    "size": [w, h],  # as sent (token estimates)
+                },
+            ]
+        messages.append({"role": "user", "content": user})
         refs = tuple(str(d.ref) for d in demos)
         prompt_hash = self.prompt_hash
         if demos:
@@ -153,7 +179,27 @@ class PromptCompiler:
             answer_prefix=answer_prefix(self.ontology),
             demonstrations=refs,
             meta=meta,
+            images=images,
         )
+
+
+def _image_of(item: dict[str, Any]) -> ImageRef | None:
+    """The item's image (``None`` for a placeholder item, e.g. ``prompt show`` without data)."""
+    data = item.get(IMAGE_KEY)
+    return ImageRef.from_json(data) if isinstance(data, dict) else None
+
+
+def content_text(content: Any) -> str:
+    """A message's text: the content itself, or its text parts with a marker per image."""
+    if isinstance(content, str):
+        return content
+    out = []
+    for part in content:
+        if part.get("type") == "text":
+            out.append(str(part.get("text", "")))
+        else:
+            out.append(f"[image sha256:{str(part.get('sha256', ''))[:12]}]")
+    return "\n".join(out)
 
 
 def as_text(value: Any) -> str:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 
 class TaskType(StrEnum):
@@ -13,6 +20,11 @@ class TaskType(StrEnum):
     MULTI_LABEL = "multi_label"  # any subset of the labels (possibly empty)
     SPANS = "spans"  # typed character spans (named entities)
     FIELDS = "fields"  # structured extraction into typed fields
+    BOXES = "boxes"  # object boxes on an image: [{label, box [x, y, w, h] px, confidence}]
+
+
+# Tasks that may (classify, multi_label) or must (boxes) read an image.
+IMAGE_TASKS = frozenset({TaskType.CLASSIFY, TaskType.MULTI_LABEL, TaskType.BOXES})
 
 
 class _Strict(BaseModel):
@@ -39,8 +51,46 @@ class ExtractField(_Strict):
 
 
 class InputSpec(_Strict):
-    fields: list[str] = Field(default_factory=lambda: ["text"], min_length=1)
+    """What a row holds. ``image`` names a column of image paths (relative to the data file);
+    with it, ``fields`` (text shown beside the image) default to none."""
+
+    fields: list[str] = Field(default_factory=lambda: ["text"])
     id: str | None = None  # column holding a stable external id; else a content hash
+    image: str | None = None
+    # The longest side an image is sent with (resized, aspect kept): vision models see
+    # ~1k px at most, and a smaller picture costs fewer tokens.
+    max_side: int = Field(default=1024, ge=32, le=8192)
+    # Larger files are bad rows (a 100 MP scan would stall a run and every reviewer).
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    max_bytes: int = Field(default=40_000_000, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("image") and "fields" not in data:
+            data = {**data, "fields": []}
+        return data
+
+    @model_validator(mode="after")
+    def _some_input(self) -> InputSpec:
+        if not self.fields and not self.image:
+            raise ValueError("input needs at least one field (or an image column)")
+        if self.image and self.image in self.fields:
+            raise ValueError(f"'{self.image}' is the image column; list only text in fields")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Text input dumps without the image keys: the prompt hashes, ontology hashes and
+        stored ontologies of text tasks stay exactly as they were before images."""
+        data = handler(self)
+        if self.image is None:
+            for key in _IMAGE_KEYS:
+                data.pop(key, None)
+        return data
+
+
+_IMAGE_KEYS = ("image", "max_side", "max_pixels", "max_bytes")
 
 
 class Example(_Strict):
@@ -167,6 +217,23 @@ class Ontology(_Strict):
                 raise _LocatedError(("labels",), "a classify task needs at least two labels")
             if not self.labels:
                 raise _LocatedError(("labels",), f"a {self.task.value} task needs labels")
+        if self.input.image and self.task not in IMAGE_TASKS:
+            raise _LocatedError(
+                ("input", "image"),
+                f"a {self.task.value} task cannot read images (only "
+                "classify, multi_label and boxes)",
+            )
+        if self.input.image and (self.examples or self.demonstrations):
+            raise _LocatedError(
+                ("examples",),
+                "few-shot examples cannot show pictures yet; drop them for "
+                "image input (put what they teach in the guidelines)",
+            )
+        if self.task == TaskType.BOXES:
+            if not self.input.image:
+                raise _LocatedError(("input",), "a boxes task needs an image column (input.image)")
+            if not self.labels:
+                raise _LocatedError(("labels",), "a boxes task needs labels (the object classes)")
         if self.task == TaskType.FIELDS and not self.fields:
             raise _LocatedError(("fields",), "a fields task needs at least one field")
         for label in self.review.per_label:
@@ -216,6 +283,13 @@ class Ontology(_Strict):
                 for o in output
             ):
                 raise _LocatedError(loc, "must be a list of {text, label} with known labels")
+        elif self.task == TaskType.BOXES:
+            objects = output.get("objects") if isinstance(output, dict) else None
+            if not isinstance(objects, list) or any(
+                not isinstance(o, dict) or o.get("label") not in labels or "box" not in o
+                for o in objects
+            ):
+                raise _LocatedError(loc, "must be {objects: [{label, box}]} with known labels")
         elif self.task == TaskType.FIELDS and not isinstance(output, dict):
             raise _LocatedError(loc, "must be a mapping of field name to value")
 
@@ -227,6 +301,10 @@ class Ontology(_Strict):
         if self.demonstrations is None:
             exclude.add("demonstrations")
         return self.model_dump(mode="json", exclude=exclude)
+
+    @property
+    def has_image(self) -> bool:
+        return self.input.image is not None
 
     @property
     def label_names(self) -> list[str]:

@@ -63,6 +63,10 @@ class ProviderResponse:
     # classify: unnormalised log-probability of each label's answer (choice scoring);
     # multi_label: probability in [0, 1] that each label applies. None when not scored.
     label_scores: dict[str, float] | None = None
+    # Probabilities per label that need no normalising (the embedded image classifier):
+    # for classify they may sum to less than 1, the rest meaning "none of these labels",
+    # so an image of something the labels do not name gets a low confidence.
+    label_probs: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +87,7 @@ class ProviderResponse:
             "latency_s": self.latency_s,
             "structured": self.structured,
             "label_scores": self.label_scores,
+            **({"label_probs": self.label_probs} if self.label_probs is not None else {}),
         }
 
     @classmethod
@@ -106,6 +111,7 @@ class ProviderResponse:
             latency_s=data["latency_s"],
             structured=data["structured"],
             label_scores=data.get("label_scores"),
+            label_probs=data.get("label_probs"),
         )
 
 

@@ -8,6 +8,7 @@ from autolabel.errors import ConfigError
 from autolabel.providers.base import Provider
 
 if TYPE_CHECKING:
+    from autolabel.ontology.schema import Ontology
     from autolabel.settings import Settings
 
 PROVIDERS = ("local", "openai")
@@ -19,8 +20,10 @@ def create_provider(
     model: str | None = None,
     base_url: str | None = None,
     structured: str | None = None,
+    ontology: Ontology | None = None,
 ) -> Provider:
-    """``local`` → the embedded llama.cpp model; ``openai`` → an OpenAI-compatible endpoint.
+    """``local`` → the embedded llama.cpp model, or for an ontology with image input the
+    embedded image classifier; ``openai`` → an OpenAI-compatible endpoint.
 
     Arguments win over settings. A base URL without an explicit provider means
     ``openai`` (pointing at an endpoint only makes sense for it).
@@ -29,6 +32,8 @@ def create_provider(
     if provider is None:
         provider = "openai" if base_url else settings.provider
     kind = provider.strip().lower()
+    if kind == "local" and ontology is not None and ontology.has_image:
+        return _local_image(ontology, model, settings)
     model = model or settings.model
     if kind == "local":
         # Lazy: importing llama.cpp costs time and is an optional extra.
@@ -64,6 +69,20 @@ def create_provider(
         f"unknown provider '{provider}'",
         hint=f"choose one of: {', '.join(PROVIDERS)}",
     )
+
+
+def _local_image(ontology: Ontology, model: str | None, settings: Settings) -> Provider:
+    from autolabel.providers.image_local import LocalImageProvider, check_task
+
+    check_task(ontology.task)
+    # Only an explicit --model is checked: AUTOLABEL_MODEL names the text model.
+    if model and not model.startswith("efficientnet-lite0"):
+        raise ConfigError(
+            f"the embedded image model is EfficientNet-Lite0; it cannot run '{model}'",
+            hint="drop --model, or serve the model behind an OpenAI-compatible endpoint "
+            "and pass --base-url",
+        )
+    return LocalImageProvider(threads=settings.n_threads)
 
 
 __all__ = ["PROVIDERS", "create_provider"]

@@ -14,6 +14,12 @@ when ``n`` > 1 is rejected (or fewer choices come back). What it learned lives i
 run) and, when a :class:`~autolabel.providers.capabilities.CapabilityCache` is given,
 on disk per endpoint for the next run.
 
+Images: a compiled prompt names its image by content hash (an ``image`` part); here it
+becomes an ``image_url`` part holding a base64 data URL of the picture resized to the
+ontology's ``max_side`` (:mod:`autolabel.images`), the form OpenAI, vLLM, Ollama and the
+llama.cpp server all accept. An endpoint that refuses images fails permanently with a
+message that says so (see :func:`_images_refused`).
+
 Retries are not done here (the client has ``max_retries=0``): transport failures are
 mapped in one place, :func:`_map_error`, to
 :class:`~autolabel.errors.TransientProviderError` (with the server's ``retry_after``)
@@ -29,6 +35,7 @@ import ipaddress
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping
 from types import ModuleType
@@ -40,10 +47,12 @@ import openai
 
 from autolabel.errors import (
     ConfigError,
+    ImageError,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
 )
+from autolabel.images import ImageRef, data_url
 from autolabel.providers.base import (
     Provider,
     ProviderRequest,
@@ -180,6 +189,8 @@ class OpenAIProvider(Provider):
         # and the sync ``run_job`` wrapper may run several loops over one provider.
         self._client: openai.AsyncOpenAI | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._data_urls: dict[tuple[str, int], str] = {}
+        self._data_urls_lock = threading.Lock()  # filled from worker threads
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
@@ -238,11 +249,43 @@ class OpenAIProvider(Provider):
         return self._get_client()
 
     # -- requests -------------------------------------------------------------------------
-    def _params(self, request: ProviderRequest, n: int, seed: int | None) -> dict[str, Any]:
+    def _wire_messages(self, request: ProviderRequest) -> list[dict[str, Any]]:
+        """The request's messages with each image part as an OpenAI ``image_url`` part."""
+        messages = request.messages()
+        if not request.prompt.images:
+            return messages
+        by_hash = {ref.sha256: ref for ref in request.prompt.images}
+        out = []
+        for m in messages:
+            content = m["content"]
+            if isinstance(content, list):
+                content = [self._wire_part(part, by_hash) for part in content]
+            out.append({**m, "content": content})
+        return out
+
+    def _wire_part(self, part: dict[str, Any], by_hash: dict[str, ImageRef]) -> dict[str, Any]:
+        if part.get("type") != "image":
+            return part
+        key = (part["sha256"], int(part["max_side"]))
+        with self._data_urls_lock:
+            url = self._data_urls.get(key)
+        if url is None:
+            url = data_url(by_hash[part["sha256"]], key[1])
+            # Retries, re-asks and self-consistency samples resend the same picture: encode
+            # it once. A few entries suffice (items are in flight only briefly).
+            with self._data_urls_lock:
+                if len(self._data_urls) >= 64:
+                    self._data_urls.pop(next(iter(self._data_urls)))
+                self._data_urls[key] = url
+        return {"type": "image_url", "image_url": {"url": url}}
+
+    def _params(
+        self, request: ProviderRequest, n: int, seed: int | None, messages: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         caps = self.capabilities
         params: dict[str, Any] = {
             "model": self.model,
-            "messages": request.messages(),
+            "messages": messages,
             "temperature": request.temperature,
             caps.max_tokens_key: request.max_tokens,
         }
@@ -263,9 +306,15 @@ class OpenAIProvider(Provider):
 
     async def _create(self, request: ProviderRequest, n: int, seed: int | None) -> dict[str, Any]:
         """One HTTP call, degrading features the endpoint rejects. Returns the raw JSON."""
+        messages = request.messages()
+        if request.prompt.images:
+            try:  # decoding and resizing a photo is ~10-50 ms of CPU: off the event loop
+                messages = await asyncio.to_thread(self._wire_messages, request)
+            except ImageError as e:  # the file changed or vanished since it was read
+                raise PermanentProviderError(e.message, hint=e.hint) from e
         for _ in range(_MAX_DOWNGRADES):
             mode = self.structured_form
-            params = self._params(request, n, seed)
+            params = self._params(request, n, seed, messages)
             try:
                 # The client's generic ``post`` with a bytes result skips what costs most CPU
                 # per request in ``chat.completions.create``: the recursive TypedDict
@@ -275,6 +324,8 @@ class OpenAIProvider(Provider):
                 raw = await self._get_client().post("/chat/completions", body=params, cast_to=bytes)
                 data = json.loads(raw)
             except openai.APIStatusError as e:
+                if request.prompt.images and _refuses_images(e):
+                    raise _images_refused(e, self) from e
                 if self._downgrade(e, mode, n, params):
                     continue
                 raise _map_error(e, self) from e
@@ -507,6 +558,40 @@ def _error_body(e: openai.APIStatusError) -> dict[str, Any]:
 def _error_param(e: openai.APIStatusError) -> str | None:
     param = _error_body(e).get("param")
     return str(param) if param else None
+
+
+# What servers say when a model cannot take images: OpenAI ("image_url is only supported
+# by certain models"), vLLM ("... is not a multimodal model"), the llama.cpp server
+# ("image input is not supported ... mmproj"), Ollama ("model does not support images").
+_IMAGE_REFUSALS = (
+    "image_url",
+    "image input",
+    "support images",
+    "supports images",
+    "multimodal",
+    "mmproj",
+    "vision",
+    "image content",
+    "images are not",
+)
+
+
+def _refuses_images(e: openai.APIStatusError) -> bool:
+    if e.status_code not in (400, 415, 422, 500, 501):
+        return False
+    words = f"{e.message} {json.dumps(e.body) if e.body is not None else ''}".lower()
+    return any(w in words for w in _IMAGE_REFUSALS)
+
+
+def _images_refused(e: openai.APIStatusError, provider: OpenAIProvider) -> ProviderError:
+    message = str(_error_body(e).get("message") or e.message)
+    return PermanentProviderError(
+        f"{provider.base_url} (model '{provider.model}') does not accept images: "
+        f"HTTP {e.status_code}: {message}",
+        hint="use a vision model (e.g. gpt-4o-mini, Qwen2.5-VL on vLLM, llava on Ollama, a "
+        "llama.cpp server started with --mmproj), or the embedded image classifier "
+        "(--provider local)",
+    )
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:

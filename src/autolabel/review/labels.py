@@ -64,6 +64,15 @@ def canonical_human_label(ontology: Ontology, label: Any) -> Any:
                 }
             )
         return sorted(spans, key=lambda s: (s["start"], s["end"], s["label"]))
+    if task == TaskType.BOXES:
+        # {"objects": [{label, box [x, y, w, h], confidence}]}: boxes the reviewer kept,
+        # relabelled or drew; a kept box may carry the model's confidence along.
+        from autolabel.ontology.answers import canonical_boxes
+
+        try:
+            return canonical_boxes(label, names)
+        except ValueError as exc:
+            raise ReviewError(f"invalid boxes decision: {exc}") from None
     if not isinstance(label, dict):
         raise ReviewError("a fields decision is a mapping of field name to value")
     known = {f.name for f in ontology.fields}

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from autolabel.errors import NotFoundError, ReviewError, TaskGoneError
+from autolabel.images import IMAGE_KEY
 from autolabel.ontology.schema import Ontology
 from autolabel.review.consensus import (
     ADJUDICATION_STATUSES,
@@ -713,6 +714,8 @@ class ReviewQueue:
             if pred is not None and isinstance(pred.distribution, dict):
                 distribution = pred.distribution
         shown = {k: item.payload[k] for k in ont.input.fields if k in item.payload}
+        if IMAGE_KEY in item.payload:  # the picture to show: {path, sha256, width, height}
+            shown[IMAGE_KEY] = item.payload[IMAGE_KEY]
         decided = s.exec(
             select(func.count()).where(
                 col(Decision.task_id) == task.id,

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from autolabel.engine.confidence import same_boxes
 from autolabel.errors import ConfigError, NotFoundError
 from autolabel.hashing import canonical_json
 from autolabel.ontology.schema import Ontology, ReviewPolicy, TaskType
@@ -91,6 +92,8 @@ def threshold_for(policy: ReviewPolicy, task: TaskType, label: Any) -> float:
         names = [n for n in label if isinstance(n, str)]
     elif task == TaskType.SPANS and isinstance(label, list):
         names = [s.get("label") for s in label if isinstance(s, dict)]
+    elif task == TaskType.BOXES and isinstance(label, dict):
+        names = [o.get("label") for o in label.get("objects", []) if isinstance(o, dict)]
     if not names:
         return policy.threshold
     return max(policy.per_label.get(n, policy.threshold) for n in names)
@@ -288,11 +291,18 @@ def _reasons(
         reasons.append("low_confidence")
     if policy.route_on_disagreement:
         samples = pred.samples if isinstance(pred.samples, list) else []
-        if len({canonical_json(x) for x in samples}) > 1:
-            reasons.append("sample_disagreement")
-        mine = canonical_json(pred.label)
-        if any(canonical_json(label) != mine for label in alternatives.values()):
-            reasons.append("run_disagreement")
+        if ont.task == TaskType.BOXES:
+            # Boxes never agree to the pixel: the same objects at IoU >= 0.5 is agreement.
+            if any(not same_boxes(pred.label, x) for x in samples):
+                reasons.append("sample_disagreement")
+            if any(not same_boxes(pred.label, x) for x in alternatives.values()):
+                reasons.append("run_disagreement")
+        else:
+            if len({canonical_json(x) for x in samples}) > 1:
+                reasons.append("sample_disagreement")
+            mine = canonical_json(pred.label)
+            if any(canonical_json(label) != mine for label in alternatives.values()):
+                reasons.append("run_disagreement")
         if prior_column:
             prior = _prior_label(ont, item.payload.get(prior_column))
             if prior is not None and canonical_json(prior) != mine:
@@ -327,6 +337,9 @@ def _label_names(task: TaskType, label: Any) -> list[str]:
         return [str(x) for x in label] or ["(none)"]
     if task == TaskType.SPANS:
         return sorted({str(x.get("label")) for x in label if isinstance(x, dict)}) or ["(none)"]
+    if task == TaskType.BOXES and isinstance(label, dict):
+        found = {str(o.get("label")) for o in label.get("objects", []) if isinstance(o, dict)}
+        return sorted(found) or ["(none)"]
     return ["(fields)"]
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from autolabel.engine.inputs import SUFFIXES, RowValidator, read_rows
+from autolabel.engine.inputs import SUFFIXES, read_rows, validator_for
 from autolabel.errors import BadRowError, InputError
 from autolabel.ontology.schema import Ontology
 
@@ -89,8 +89,8 @@ class JobSource(Datasource):
         taken = 0
         rows: list[dict[str, object]] = []
         for path in files:
-            validator = RowValidator(self.ontology, self.id_column)
-            for row_number, raw in read_rows(path):
+            validator = validator_for(self.ontology, path, self.id_column)
+            for row_number, raw in read_rows(path, self.ontology.input.image):
                 if self.limit is not None and taken >= self.limit:
                     break
                 taken += 1

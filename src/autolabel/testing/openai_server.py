@@ -31,7 +31,16 @@ OpenAI's shape (``choices[i].logprobs.content[j] = {token, logprob, bytes, top_l
 Capability switches emulate endpoints that lack a feature, with the 400 errors such
 endpoints send: ``reject_json_schema`` (``response_format`` of type ``json_schema``),
 ``reject_json_object``, ``reject_logprobs``, ``reject_n`` (``n`` > 1), and
-``omit_logprobs`` (accepts ``logprobs`` but sends none, like many local servers).
+``omit_logprobs`` (accepts ``logprobs`` but sends none, like many local servers),
+``reject_images`` (a text-only model: OpenAI's 400 for an ``image_url`` part).
+
+Image parts are always checked as a vision endpoint would: each ``image_url`` must be a
+base64 ``data:image/...`` URL that decodes to a picture (else a 400), at most
+``max_image_side`` pixels on its longest side when that is set. :func:`images_in` lists
+the pictures a request carried (format and size). For prompts with a picture, the default
+responder looks at it: with colour-named labels (red, green, blue, ...) it answers the
+label nearest the picture's mean colour (classify), the colours present (multi_label),
+or a box around each colour's pixels (boxes), in the pixels of the picture it received.
 
 Every request is recorded (:attr:`FakeOpenAIServer.requests`) with its body, headers,
 arrival and reply times (``time.monotonic()`` of this process) and the status sent.
@@ -63,10 +72,12 @@ __all__ = [
     "RecordedRequest",
     "Reply",
     "Responder",
+    "SeenImage",
     "chat_reply",
     "default_responder",
     "error_reply",
     "hang_reply",
+    "images_in",
     "odd_reply",
     "raw_reply",
     "refusal_reply",
@@ -359,17 +370,164 @@ def _labels_from(request: dict[str, Any], schema: dict[str, Any] | None) -> list
         if "enum" in label:
             return [str(x) for x in label["enum"]]
     for m in request.get("messages", []):
-        found = _ONE_OF.search(str(m.get("content", "")))
+        found = _ONE_OF.search(_text_of(m.get("content", "")))
         if found:
             return [s.strip() for s in found.group(1).split(",") if s.strip()]
     return []
 
 
+def _text_of(content: Any) -> str:
+    """A message's text; for content parts, the text parts only (never an image's base64)."""
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return str(content or "")
+
+
 def _item_text(request: dict[str, Any]) -> str:
     users = [m for m in request.get("messages", []) if m.get("role") == "user"]
-    text = str(users[-1].get("content", "")) if users else ""
+    text = _text_of(users[-1].get("content", "")) if users else ""
     found = _DATA.search(text)
     return found.group(1) if found else text
+
+
+# -- images -------------------------------------------------------------------------------
+
+_DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,(.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class SeenImage:
+    """A picture a request carried: its MIME type, decoded size and bytes."""
+
+    mime: str
+    width: int
+    height: int
+    data: bytes
+
+
+class _BadImagePart(ValueError):
+    pass
+
+
+def _image_urls(req: dict[str, Any]) -> list[str]:
+    urls = []
+    for m in req.get("messages") or []:
+        content = m.get("content") if isinstance(m, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") not in ("text", "image_url"):
+                raise _BadImagePart(f"unknown content part {part!r:.80}")
+            if part["type"] == "image_url":
+                url = (part.get("image_url") or {}).get("url")
+                if not isinstance(url, str):
+                    raise _BadImagePart("an image_url part without a url")
+                urls.append(url)
+    return urls
+
+
+def _decode_image(url: str) -> SeenImage:
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    found = _DATA_URL.match(url)
+    if not found:
+        raise _BadImagePart(f"not a base64 data URL: {url[:40]!r}")
+    try:
+        data = base64.b64decode(found.group(2), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise _BadImagePart(f"bad base64 in the data URL: {e}") from e
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return SeenImage(found.group(1), img.width, img.height, data)
+    except (UnidentifiedImageError, OSError) as e:
+        raise _BadImagePart(f"the data URL is not a picture: {e}") from e
+
+
+def images_in(req: Any) -> list[SeenImage]:
+    """The pictures in a chat request's content parts (raises ValueError on a bad one)."""
+    if not isinstance(req, dict):
+        return []
+    return [_decode_image(u) for u in _image_urls(req)]
+
+
+_COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 180, 30),
+    "blue": (30, 30, 220),
+    "yellow": (230, 220, 30),
+    "black": (10, 10, 10),
+    "white": (245, 245, 245),
+}
+
+
+def _colour_answer(image: SeenImage, labels: list[str], kind: str) -> Any:
+    """What a (very) small vision model would say about a picture of coloured shapes."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image.data)) as img:
+        rgb = img.convert("RGB")
+    known = [lb for lb in labels if lb.casefold() in _COLOURS]
+    pixels = list(rgb.getdata())
+
+    def near(px: tuple[int, int, int], name: str) -> bool:
+        ref = _COLOURS[name.casefold()]
+        return sum(abs(a - b) for a, b in zip(px, ref, strict=True)) < 150
+
+    if kind == "classify":
+        mean = tuple(sum(c) / len(pixels) for c in zip(*pixels, strict=True))
+        best = min(
+            known,
+            key=lambda lb: sum(
+                (a - b) ** 2 for a, b in zip(mean, _COLOURS[lb.casefold()], strict=True)
+            ),
+        )
+        return {"label": best}
+    present = [lb for lb in known if sum(1 for px in pixels if near(px, lb)) > len(pixels) // 50]
+    if kind == "multi_label":
+        return {"labels": present}
+    objects = []
+    for lb in present:
+        xs = [i % rgb.width for i, px in enumerate(pixels) if near(px, lb)]
+        ys = [i // rgb.width for i, px in enumerate(pixels) if near(px, lb)]
+        x0, y0 = min(xs), min(ys)
+        objects.append({"label": lb, "box": [x0, y0, max(xs) - x0 + 1, max(ys) - y0 + 1]})
+    return {"objects": objects}
+
+
+def _image_reply(request: dict[str, Any], schema: dict[str, Any] | None) -> Reply | None:
+    images = images_in(request)
+    props = (schema or {}).get("properties", {})
+    if not images or not schema:
+        return None
+    if "label" in props:
+        kind, labels = "classify", props["label"].get("enum", [])
+    elif "labels" in props:
+        kind, labels = "multi_label", props["labels"]["items"].get("enum", [])
+    elif "objects" in props:
+        kind = "boxes"
+        labels = props["objects"]["items"]["properties"]["label"].get("enum", [])
+    else:
+        return None
+    if not any(lb.casefold() in _COLOURS for lb in labels):
+        return None
+    answer = _colour_answer(images[-1], labels, kind)
+    content = json.dumps(answer)
+    top_k = int(request.get("top_logprobs") or 0)
+    if kind == "classify":
+        lps = token_logprobs(content, top_k=top_k, choice=answer["label"], alternatives=labels)
+        return chat_reply(request, content, logprobs=lps)
+    return chat_reply(request, content)
 
 
 def _example(schema: dict[str, Any]) -> Any:
@@ -394,6 +552,9 @@ def default_responder(request: dict[str, Any]) -> Reply:
     schema = None
     if fmt.get("type") == "json_schema":
         schema = (fmt.get("json_schema") or {}).get("schema")
+    seen = _image_reply(request, schema)
+    if seen is not None:
+        return seen
     labels = _labels_from(request, schema)
     if labels and (schema is None or "label" in schema.get("properties", {})):
         text = _item_text(request).casefold()
@@ -429,6 +590,8 @@ class FakeOpenAIServer:
         reject_logprobs: bool = False,
         reject_n: bool = False,
         omit_logprobs: bool = False,
+        reject_images: bool = False,
+        max_image_side: int | None = None,
         record: bool = True,
     ) -> None:
         self.responder: Responder = responder or default_responder
@@ -441,6 +604,8 @@ class FakeOpenAIServer:
         self.reject_logprobs = reject_logprobs
         self.reject_n = reject_n
         self.omit_logprobs = omit_logprobs
+        self.reject_images = reject_images
+        self.max_image_side = max_image_side
         self.record = record
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -627,7 +792,34 @@ class FakeOpenAIServer:
             payload = json.dumps(reply.body).encode("utf-8")
         return reply.status, payload, dict(reply.headers)
 
+    def _image_error(self, req: dict[str, Any]) -> Reply | None:
+        """A 400 for an image part a vision endpoint would refuse, or for any when text-only."""
+        try:
+            urls = _image_urls(req)
+            if urls and self.reject_images:
+                return error_reply(
+                    400,
+                    "Invalid content type. image_url is only supported by certain models.",
+                    param="messages",
+                    code="invalid_value",
+                )
+            for url in urls:
+                img = _decode_image(url)
+                if self.max_image_side and max(img.width, img.height) > self.max_image_side:
+                    return error_reply(
+                        400,
+                        f"image is {img.width}x{img.height}, larger than "
+                        f"{self.max_image_side} pixels on a side",
+                        param="messages",
+                    )
+        except _BadImagePart as e:
+            return error_reply(400, f"Invalid image: {e}", param="messages")
+        return None
+
     def _capability_error(self, req: dict[str, Any]) -> Reply | None:
+        bad_image = self._image_error(req)
+        if bad_image is not None:
+            return bad_image
         fmt = (req.get("response_format") or {}).get("type")
         if self.reject_json_schema and fmt == "json_schema":
             return error_reply(

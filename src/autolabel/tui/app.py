@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 
 from autolabel.errors import AutolabelError, TaskGoneError
 from autolabel.review.labels import label_key
+from autolabel.tui.images import BoxState
 from autolabel.tui.keys import effective_keys
 from autolabel.tui.panes import (
     GuidelinesPane,
@@ -65,6 +66,7 @@ class ReviewScreen(Screen[None]):
         Binding("f", "flag", "flag"),
         Binding("u", "undo", "undo"),
         Binding("e", "edit_spans", "edit spans"),
+        Binding("delete,backspace", "delete_box", "delete box"),
         Binding("slash", "filter", "filter"),
         Binding("g", "guidelines", "guidelines"),
         Binding("question_mark", "help", "help"),
@@ -86,11 +88,16 @@ class ReviewScreen(Screen[None]):
         adjudicate: bool = False,
         heartbeat_s: float | None = None,
         idle_release_s: float | None = None,
+        image_mode: str | None = None,
     ) -> None:
         super().__init__()
         self.queue = queue
         self.reviewer = reviewer
         self.clock = clock
+        # How images are drawn (tui.image_view.MODES); None: AUTOLABEL_TUI_IMAGES or auto.
+        self.image_mode = image_mode
+        # Boxes tasks: the boxes being edited (None for other tasks).
+        self.boxes: BoxState | None = None
         # Adjudicator mode: serves flagged and disputed items; a decision is final.
         self.adjudicate = adjudicate
         # The lease on the shown item is renewed this often (default: a third of the
@@ -116,7 +123,7 @@ class ReviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         with Horizontal(id="body"):
-            yield ItemPane(id="item")
+            yield ItemPane(id="item", image_mode=self.image_mode)
             with Vertical(id="side"):
                 yield SuggestionPane(id="suggestion")
                 yield LabelList(id="labels")
@@ -149,6 +156,8 @@ class ReviewScreen(Screen[None]):
         kind = self.current.task_type if self.current is not None else None
         if action == "edit_spans":
             return kind == "spans"
+        if action == "delete_box":
+            return kind == "boxes"
         if action == "filter":
             return kind in ("classify", "multi_label")
         return True
@@ -168,6 +177,7 @@ class ReviewScreen(Screen[None]):
         item = self.query_one("#item", ItemPane)
         labels = self.query_one("#labels", LabelList)
         self.query_one("#suggestion", SuggestionPane).show(task)
+        self.boxes = None
         if task is None:
             self.keys, self.by_key = {}, {}
             title.update(f"autolabel review · queue {self.queue_name} · {self.reviewer}")
@@ -183,7 +193,9 @@ class ReviewScreen(Screen[None]):
             f"autolabel review · queue {task.queue} · {self.reviewer} · "
             f"{task.task_type.replace('_', '-')}{need}"
         )
-        item.show(task)
+        if task.task_type == "boxes":
+            self.boxes = BoxState.from_suggestion(task.suggestion)
+        item.show(task, boxes=self.boxes)
         multi = task.task_type == "multi_label"
         state = LabelState(labels=list(task.labels), keys=self.keys, multi=multi)
         if multi:
@@ -192,6 +204,7 @@ class ReviewScreen(Screen[None]):
         elif task.task_type == "classify" and task.suggestion in task.labels:
             state.highlight = task.labels.index(task.suggestion)
         labels.set_state(state)
+        self._follow_box()
         self.query_one("#guidelines", GuidelinesPane).show(
             task.guidelines, task.label_descriptions, task.labels
         )
@@ -365,6 +378,12 @@ class ReviewScreen(Screen[None]):
             labels.refresh_list()
         elif task.task_type == "spans":
             self.notify("press e to edit spans", severity="information")
+        elif task.task_type == "boxes" and self.boxes is not None:
+            if self.boxes.current() is None:
+                self.notify("no box to relabel (drawing boxes is not supported)", timeout=4)
+                return
+            self.boxes.relabel(label)
+            self._redraw_boxes()
 
     def on_key(self, event: events.Key) -> None:
         if isinstance(self.focused, Input):
@@ -386,6 +405,8 @@ class ReviewScreen(Screen[None]):
         state = self.query_one("#labels", LabelList).state
         if task.task_type == "multi_label":
             self.decide(state.working_set())
+        elif task.task_type == "boxes" and self.boxes is not None:
+            self.decide(self.boxes.decision())
         elif task.task_type == "classify":
             if state.moved or task.suggestion is None:
                 chosen = state.highlighted()
@@ -401,13 +422,34 @@ class ReviewScreen(Screen[None]):
                 return
             self.decide(task.suggestion)
 
+    def _redraw_boxes(self) -> None:
+        if self.current is not None and self.boxes is not None:
+            self.query_one("#item", ItemPane).redraw_boxes(self.current, self.boxes)
+            self._follow_box()
+
+    def _follow_box(self) -> None:
+        """Boxes: the label list highlights the selected box's label (what a key changes)."""
+        box = self.boxes.current() if self.boxes is not None else None
+        labels = self.query_one("#labels", LabelList)
+        if box is not None and box.label in labels.state.labels:
+            labels.state.highlight = labels.state.labels.index(box.label)
+            labels.refresh_list()
+
     def action_move(self, delta: int) -> None:
+        if self.boxes is not None:  # boxes: up/down select a box
+            self.boxes.move(delta)
+            self._redraw_boxes()
+            return
         labels = self.query_one("#labels", LabelList)
         labels.state.move(delta)
         labels.refresh_list()
 
     def action_toggle(self) -> None:
         task = self.current
+        if task is not None and self.boxes is not None:  # boxes: space accepts the box
+            self.boxes.accept()
+            self._redraw_boxes()
+            return
         if task is None or task.task_type != "multi_label":
             return
         labels = self.query_one("#labels", LabelList)
@@ -415,6 +457,12 @@ class ReviewScreen(Screen[None]):
         if current is not None:
             labels.state.toggle(current)
             labels.refresh_list()
+
+    def action_delete_box(self) -> None:
+        if self.boxes is None or self.boxes.current() is None:
+            return
+        self.boxes.delete()
+        self._redraw_boxes()
 
     def action_skip(self) -> None:
         task = self.current
@@ -557,6 +605,7 @@ class ReviewApp(App[None]):
         adjudicate: bool = False,
         heartbeat_s: float | None = None,
         idle_release_s: float | None = None,
+        image_mode: str | None = None,
     ) -> None:
         super().__init__()
         self.queue = queue
@@ -565,6 +614,7 @@ class ReviewApp(App[None]):
         self.adjudicate = adjudicate
         self.heartbeat_s = heartbeat_s
         self.idle_release_s = idle_release_s
+        self.image_mode = image_mode
 
     def get_default_screen(self) -> Screen[Any]:
         return ReviewScreen(
@@ -574,6 +624,7 @@ class ReviewApp(App[None]):
             adjudicate=self.adjudicate,
             heartbeat_s=self.heartbeat_s,
             idle_release_s=self.idle_release_s,
+            image_mode=self.image_mode,
         )
 
     async def on_event(self, event: events.Event) -> None:

@@ -22,8 +22,11 @@ COMMAND_KEYS: dict[str, str] = {
     "g": "show / hide the guidelines and label descriptions",
     "?": "this help",
     "q": "quit (your claim on the current item is released)",
-    "up/down": "move the label highlight",
-    "space": "tick / untick the highlighted label (multi-label)",
+    "up/down": "move the label highlight (boxes: select a box)",
+    "space": "tick / untick the highlighted label (multi-label); boxes: accept the box",
+    "delete": "boxes: delete the selected box (again: restore it); backspace too",
+    "label key": "boxes: relabel the selected box. Drawing new boxes is not supported: "
+    "skip (s) or flag (f) an item with a missing object",
 }
 
 # The ontology hands out label keys avoiding the same set (one definition, two guards).

@@ -10,22 +10,38 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
+from autolabel.tui.image_view import ImageView
+from autolabel.tui.images import BoxState, image_ref
 from autolabel.tui.render import TaskLike, label_color, render_item, render_suggestion
 
 
 class ItemPane(VerticalScroll, can_focus=False):
-    """The item's fields; long text scrolls (PageUp/PageDown)."""
+    """The item's fields, and its image when it has one; long text scrolls (PageUp/PageDown)."""
+
+    def __init__(self, *, image_mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.image_mode = image_mode
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield Static(id="item-body")
+        yield ImageView(self.image_mode, id="item-image")
 
-    def show(self, task: TaskLike | None, empty_message: str = "") -> None:
+    def show(
+        self, task: TaskLike | None, empty_message: str = "", boxes: BoxState | None = None
+    ) -> None:
         body = self.query_one("#item-body", Static)
+        view = self.query_one("#item-image", ImageView)
         if task is None:
             body.update(Text(empty_message, style="bold"))
+            view.show(None)
         else:
             body.update(render_item(task))
+            view.show(image_ref(task.fields), boxes, task.labels)
         self.scroll_home(animate=False)
+
+    def redraw_boxes(self, task: TaskLike, boxes: BoxState) -> None:
+        """The reviewer changed a box: draw the picture and the list again."""
+        self.query_one("#item-image", ImageView).show(image_ref(task.fields), boxes, task.labels)
 
 
 class SuggestionPane(Static):

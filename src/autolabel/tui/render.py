@@ -29,6 +29,9 @@ PALETTE = [
     "#abb2bf",
 ]
 
+# The item field holding an image reference (autolabel.images.IMAGE_KEY): drawn, not printed.
+IMAGE_KEY = "__image__"
+
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -108,7 +111,8 @@ def render_item(task: TaskLike) -> RenderableType:
             ("item ", "dim"), (str(task.external_id), "bold"), (f"  #{task.task_id}", "dim")
         )
     ]
-    for i, (name, value) in enumerate(task.fields.items()):
+    shown = [(k, v) for k, v in task.fields.items() if k != IMAGE_KEY]
+    for i, (name, value) in enumerate(shown):
         parts.append(Text(""))
         parts.append(Text(str(name), style="bold underline"))
         if i == 0 and task.task_type == "spans" and isinstance(task.suggestion, list):
@@ -136,6 +140,9 @@ def format_label(task_type: str, label: Any) -> str:
         return str(label)
     if task_type == "multi_label":
         return ", ".join(label) if label else "(none)"
+    if task_type == "boxes" and isinstance(label, dict):
+        objects = label.get("objects") or []
+        return ", ".join(str(o.get("label", "")) for o in objects) or "(no objects)"
     if task_type == "spans":
         if not label:
             return "(no spans)"
@@ -171,6 +178,17 @@ def render_suggestion(task: TaskLike) -> RenderableType:
             grid.add_row(name, bar(p) if p is not None else Text(""))
         if not task.suggestion:
             grid.add_row(Text("(no spans)", style="dim"), Text(""))
+        grid.add_row(Text("overall", style="dim"), bar(task.confidence))
+    elif task.task_type == "boxes" and isinstance(task.suggestion, dict):
+        # One row per box, numbered as on the picture, with the model's confidence.
+        objects = task.suggestion.get("objects") or []
+        for i, obj in enumerate(objects):
+            label = str(obj.get("label", ""))
+            conf = obj.get("confidence")
+            name = Text.assemble((f"#{i + 1} ", "dim"), (label, label_color(task.labels, label)))
+            grid.add_row(name, bar(conf) if isinstance(conf, int | float) else Text(""))
+        if not objects:
+            grid.add_row(Text("(no objects)", style="dim"), Text(""))
         grid.add_row(Text("overall", style="dim"), bar(task.confidence))
     else:
         grid.add_row(Text(format_label(task.task_type, task.suggestion)), bar(task.confidence))
