@@ -245,6 +245,15 @@ class LlamaRuntime:
                     rows[chunk_start + i] = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
         return [rows[i] for i in want]
 
+    def cached_prefix(self, tokens: Sequence[int]) -> int:
+        """How many leading ``tokens`` the KV cache already holds (its longest common prefix)."""
+        common = 0
+        for a, b in zip(self._kv, tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        return common
+
     def prepare(self, tokens: Sequence[int]) -> np.ndarray:
         """Make the KV cache hold exactly ``tokens``; return the logits after the last one.
 
@@ -255,11 +264,7 @@ class LlamaRuntime:
             raise ValueError("cannot score an empty prompt")
         if len(tokens) >= self.n_ctx:
             raise ValueError(f"prompt of {len(tokens)} tokens exceeds n_ctx={self.n_ctx}")
-        common = 0
-        for a, b in zip(self._kv, tokens, strict=False):
-            if a != b:
-                break
-            common += 1
+        common = self.cached_prefix(tokens)
         if common == len(tokens) == len(self._kv) and self._last_logits is not None:
             return self._last_logits
         keep = min(common, len(tokens) - 1)  # re-decode at least one token for its logits

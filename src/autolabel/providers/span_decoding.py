@@ -167,12 +167,8 @@ class SpanDecoder:
         seq = state.tokens + list(guess)
         if len(seq) >= rt.n_ctx:
             raise ValueError(f"prompt and answer exceed n_ctx={rt.n_ctx}")
-        common = 0
-        for a, b in zip(rt._kv, seq, strict=False):
-            if a != b:
-                break
-            common += 1
-        keep = min(common, len(state.tokens) - 1)  # re-decode at least one for its logits
+        # Re-decode at least one token for its logits.
+        keep = min(rt.cached_prefix(seq), len(state.tokens) - 1)
         rest = seq[keep:]
         want = list(range(len(state.tokens) - 1 - keep, len(rest)))
         rows = rt._decode(rest, keep, want)
