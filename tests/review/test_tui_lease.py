@@ -98,6 +98,8 @@ async def test_stale_item_moves_on_with_a_notice_and_keeps_her_choice(
         await pilot.press("enter")  # accepts the suggestion: positive
         await pilot.pause()
         assert shown_task_id(app) not in (None, first)  # on to the next item
+        # notify() posts a message: the notice lands on a later turn of the event loop
+        assert await _until(pilot, lambda: bool(_notices(app)))
         assert _notices(app) == [
             f"task {first} was already decided by bob at 12:01:01 UTC: negative; "
             "your choice (positive) is kept as a second opinion"
@@ -134,6 +136,7 @@ async def test_idle_reviewer_gives_the_item_back_and_enter_resumes(
         assert app.review.current is None
         assert _lease_of(db, first) == (None, None)  # back in the queue, at once
         assert "You were idle for 31 s" in _text(app.review.query_one("#item-body"))
+        assert await _until(pilot, lambda: bool(_notices(app)))
         assert "went back to the queue" in _notices(app)[-1]
         other = ReviewQueue(db, lease_seconds=LEASE, clock=clock).claim("bob")
         assert other is not None and other.task_id == first  # bob may take it now
@@ -169,6 +172,7 @@ async def test_heartbeat_that_finds_the_item_taken_warns_and_stays(
         await pilot.press("enter")
         await pilot.pause()
         assert shown_task_id(app) not in (None, first)
+        assert await _until(pilot, lambda: len(_notices(app)) == 2)
         assert "kept as a second opinion" in _notices(app)[-1]
     assert [(d.task_id, d.reviewer, d.action) for d in _rows(db)] == [
         (first, REVIEWER, "second_opinion")
