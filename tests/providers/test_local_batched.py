@@ -240,7 +240,7 @@ async def test_multi_label_listed_shares_are_exact_and_order_independent(gemma_p
 
     rt = gemma_provider.runtime
     prompt = PromptCompiler(EMOTIONS).compile({"text": "Thanks a lot, this made my day!"})
-    gemma_provider.multi_label = "listed"
+    gemma_provider.multi_label, gemma_provider.listed_mass = "listed", 0.0  # every label
     try:
         decodes = rt.n_chunk_decodes
         resp = await gemma_provider.complete(ProviderRequest(prompt))
@@ -276,3 +276,44 @@ async def test_multi_label_listed_shares_are_exact_and_order_independent(gemma_p
         assert set(json.loads(resp.samples[0].text)["labels"]) == {chosen[0], second}
     finally:
         gemma_provider.label_thresholds, gemma_provider.multi_label = {}, "questions"
+        gemma_provider.listed_mass = 1e-2
+
+
+def test_bounded_search_to_a_share_of_the_mass(gemma_provider) -> None:  # type: ignore[no-untyped-def]
+    """score_bounded(end=, mass=): the labels it scores get the exhaustive scores; the
+    ones it leaves are bounded from above and hold at most ``mass`` of the found mass."""
+    rt = gemma_provider.runtime
+    labels = list(LABELS)
+    text = rt.chat_text(
+        [{"role": "user", "content": "Which intents? My card payment was declined twice."}]
+    )
+    prefix, conts, _ = gemma_provider.choice_tokens(text + '{"labels": ["', labels, "")
+    quote = rt.starts_with(b'"')
+    full = rt.score_ended(prefix, conts, quote)
+    for mass in (1e-1, 1e-3):
+        bounded, exact = rt.score_bounded(prefix, conts, end=quote, mass=mass, width=2)
+        assert any(exact)
+        for b, e, f, c in zip(bounded, exact, full, conts, strict=True):
+            if e:
+                assert b == pytest.approx(f, abs=max(SHAPE_NOISE, 0.1 * (len(c) + 1)))
+            else:
+                assert f <= b + SHAPE_NOISE
+        found = np.logaddexp.reduce([b for b, e in zip(bounded, exact, strict=True) if e])
+        left = [b for b, e in zip(bounded, exact, strict=True) if not e]
+        if left:
+            assert np.logaddexp.reduce(left) <= found + math.log(mass) + 1e-9
+        # The likeliest label is always among the scored ones, and it is the true argmax.
+        assert exact[int(np.argmax(bounded))]
+        assert int(np.argmax(bounded)) == int(np.argmax(full))
+    # A prior correction (a bias per label) moves the search and the winner with it.
+    bias = [0.0] * len(conts)
+    bias[int(np.argmax(full))] = -30.0  # the unbiased winner now cannot win
+    biased, exact = rt.score_bounded(prefix, conts, end=quote, mass=1e-2, bias=bias)
+    target = np.array(full) + np.array(bias)
+    win = int(np.argmax(biased))
+    assert exact[win] and win == int(np.argmax(target)) and win != int(np.argmax(full))
+    assert biased[win] == pytest.approx(target[win], abs=max(SHAPE_NOISE, 0.1 * len(conts[win])))
+    # A smaller mass never scores fewer labels.
+    _, loose = rt.score_bounded(prefix, conts, end=quote, mass=1e-1)
+    _, tight = rt.score_bounded(prefix, conts, end=quote, mass=1e-6)
+    assert sum(tight) >= sum(loose) and sum(tight) > 1

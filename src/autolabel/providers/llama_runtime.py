@@ -65,6 +65,8 @@ _LOG_CALLBACK: Any = None
 # Label sequences per batched decode (llama.cpp allows up to 256): enough for most
 # label sets in one decode, and the logits buffer stays bounded by the token budget.
 _MAX_SEQUENCES = 128
+# A continuation's virtual last step in score_bounded(end=...): "any end token next".
+_END_TOKEN = -1
 
 
 def silence_llama_logs() -> None:
@@ -312,6 +314,9 @@ class LlamaRuntime:
         *,
         width: int = 2,
         spread: float = 1e-2,
+        end: np.ndarray | None = None,
+        mass: float | None = None,
+        bias: Sequence[float] | None = None,
     ) -> tuple[list[float], list[bool]]:
         """Exact scores for the continuations that can still win; bounds for the rest.
 
@@ -335,12 +340,29 @@ class LlamaRuntime:
         sees the prefix and exactly its own path: the same scores as decoding each
         continuation alone. More continuations than sequences: the chunked label-level
         search (:meth:`score_bounded_labels`).
+
+        ``end`` (token ids): a continuation's score also includes log P(any ``end``
+        token) after it, as in :meth:`score_ended`. ``mass``: instead of the argmax,
+        search until the continuations left unscored hold at most ``mass`` of the
+        scored ones' probability by their bounds and none can beat the best (every
+        share the caller normalises is then exact to within that fraction, and the
+        argmax is exact; the multi-label "listed" shares). ``bias``: a constant added to
+        each continuation's score (a log prior correction), before the search compares
+        them; the returned scores include it.
         """
         conts = [tuple(c) for c in continuations]
         if any(not c for c in conts):
             raise ValueError("cannot score an empty continuation")
         if len(conts) > self.n_seq_max - 1:
+            if end is not None or mass is not None or bias is not None:  # all, exactly
+                no_end = np.array([], dtype=np.int64)
+                scored = self.score_ended(prefix, conts, no_end if end is None else end)
+                if bias is not None:
+                    scored = [sc + float(b) for sc, b in zip(scored, bias, strict=True)]
+                return scored, [True] * len(conts)
             return self.score_bounded_labels(prefix, continuations)
+        if end is not None:  # one more step per continuation: the end, a virtual token
+            conts = [(*c, _END_TOKEN) for c in conts]
         prefix_logits = self.prepare(prefix)
         lp = log_softmax(prefix_logits)
         base = len(prefix)
@@ -352,6 +374,7 @@ class LlamaRuntime:
             for d in range(1, len(c)):
                 through.setdefault(c[:d], []).append(i)
         depth = [1] * len(conts)  # per continuation: length of its deepest scored path
+        shift = [0.0] * len(conts) if bias is None else [float(b) for b in bias]
         free = self.n_ctx - base  # KV cells left for decoded nodes (they stay until the end)
         ctx = self.llama._ctx
         for k in range(len(conts)):
@@ -361,18 +384,27 @@ class LlamaRuntime:
                 for i, c in enumerate(conts):
                     while depth[i] < len(c) and c[: depth[i] + 1] in known:
                         depth[i] += 1
-                scores = [known[c[: depth[i]]] for i, c in enumerate(conts)]
+                scores = [known[c[: depth[i]]] + shift[i] for i, c in enumerate(conts)]
                 done = [depth[i] == len(c) for i, c in enumerate(conts)]
                 best = max((sc for sc, e in zip(scores, done, strict=True) if e), default=-np.inf)
-                frontier = {
-                    c[: depth[i]] for i, c in enumerate(conts) if not done[i] and scores[i] >= best
-                }
+                open_ = [i for i in range(len(conts)) if not done[i]]
+                if mass is None:
+                    open_ = [i for i in open_ if scores[i] >= best]
+                elif open_ and any(done):  # done when the rest is small and cannot win
+                    left = np.logaddexp.reduce([scores[i] for i in open_])
+                    found = np.logaddexp.reduce([scores[i] for i in range(len(conts)) if done[i]])
+                    if left <= found + math.log(mass) and max(scores[i] for i in open_) < best:
+                        open_ = []
+                frontier: dict[tuple[int, ...], float] = {}  # node → its best bound
+                for i in open_:
+                    node = conts[i][: depth[i]]
+                    frontier[node] = max(frontier.get(node, -np.inf), scores[i])
                 if not frontier:
                     return scores, done
-                ranked = sorted(frontier, key=lambda p: -known[p])
-                floor = known[ranked[0]] + math.log(spread)
+                ranked = sorted(frontier, key=lambda p: -frontier[p])
+                floor = frontier[ranked[0]] + math.log(spread)
                 rows = []
-                for path in [p for p in ranked if known[p] >= floor][:width]:
+                for path in [p for p in ranked if frontier[p] >= floor][:width]:
                     rows.append(path)
                     if len(through[path]) == 1:
                         # Only one continuation goes on: its remaining tokens are needed
@@ -382,7 +414,7 @@ class LlamaRuntime:
                 rows = rows[: min(self.n_batch, free)]
                 if not rows:
                     raise ValueError(f"the answers' tokens do not fit n_ctx={self.n_ctx}")
-                self._decode_nodes(base, rows, through, conts, known)
+                self._decode_nodes(base, rows, through, conts, known, end)
                 free -= len(rows)
         finally:
             for k in range(len(conts)):
@@ -397,6 +429,7 @@ class LlamaRuntime:
         through: dict[tuple[int, ...], list[int]],
         conts: Sequence[tuple[int, ...]],
         known: dict[tuple[int, ...], float],
+        end: np.ndarray | None = None,
     ) -> None:
         """One batched decode of trie nodes (their parents are in the cache); score children."""
         import llama_cpp
@@ -419,7 +452,13 @@ class LlamaRuntime:
             lp = log_softmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
             for i in through[path]:
                 child = conts[i][: len(path) + 1]
-                known[child] = known[path] + float(lp[child[-1]])
+                if child[-1] != _END_TOKEN:
+                    step = float(lp[child[-1]])
+                elif end is not None and end.size:
+                    step = float(np.logaddexp.reduce(lp[end]))
+                else:
+                    step = 0.0
+                known[child] = known[path] + step
 
     def starts_with(self, text: bytes) -> np.ndarray:
         """Ids of the tokens whose text starts with ``text`` (e.g. every closing quote)."""
