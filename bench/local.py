@@ -311,8 +311,8 @@ def bench_multi_label(
     print(f"{'method':<40}{'items':>6}{'load':>10}{'s/item':>8}{'cpu s/item':>11}  quality")
     listed = {"multi_label": "listed"}
     asyncio.run(_scores(provider, reqs(dev[-1:]), **listed))  # warm-up: the label list
-    # Dev: every label scored (exact shares for the priors); also the previous engine's cost.
-    el, cpu, dev_out, loads = asyncio.run(_scores(provider, reqs(dev), **listed, listed_mass=0.0))
+    # Dev: every label scored (exact shares for the priors), no correction yet.
+    el, cpu, dev_out, loads = asyncio.run(_scores(provider, reqs(dev), **listed))
     dev_scores = [sc for sc, _ in dev_out]
     dev_golds = [set(it["gold"]) for it in dev]
     f1, subset = _multi_label_quality(labels, [p for _, p in dev_out], dev_golds)
@@ -328,8 +328,8 @@ def bench_multi_label(
     golds = [set(it["gold"]) for it in test]
     rule = {"label_priors": priors, "relative_threshold": r}
     runs = {
-        "engine: listed, best-first + dev rule": (n, {**listed, **rule}),
-        "listed, every label + dev rule": (n_slow, {**listed, **rule, "listed_mass": 0.0}),
+        "engine: listed, every label + dev rule": (n, {**listed, **rule}),
+        "listed, best-first + dev rule": (n_slow, {**listed, **rule, "listed_mass": 1e-2}),
         "previous: batched questions": (n_slow, {"multi_label": "questions"}),
         "today: questions one by one": (n_seq, {"batched": False}),
     }

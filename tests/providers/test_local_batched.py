@@ -240,7 +240,7 @@ async def test_multi_label_listed_shares_are_exact_and_order_independent(gemma_p
 
     rt = gemma_provider.runtime
     prompt = PromptCompiler(EMOTIONS).compile({"text": "Thanks a lot, this made my day!"})
-    gemma_provider.multi_label, gemma_provider.listed_mass = "listed", 0.0  # every label
+    gemma_provider.multi_label = "listed"  # every label (listed_mass 0, the default)
     try:
         decodes = rt.n_chunk_decodes
         resp = await gemma_provider.complete(ProviderRequest(prompt))
@@ -276,7 +276,6 @@ async def test_multi_label_listed_shares_are_exact_and_order_independent(gemma_p
         assert set(json.loads(resp.samples[0].text)["labels"]) == {chosen[0], second}
     finally:
         gemma_provider.label_thresholds, gemma_provider.multi_label = {}, "questions"
-        gemma_provider.listed_mass = 1e-2
 
 
 def test_bounded_search_to_a_share_of_the_mass(gemma_provider) -> None:  # type: ignore[no-untyped-def]

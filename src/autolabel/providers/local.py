@@ -128,8 +128,10 @@ class LocalProvider(Provider):
         # confidence still reads multi-label scores as P(applies) >= 0.5).
         self.multi_label = "questions"
         # "listed": score labels likeliest first until the rest hold at most this share of
-        # the probability (0: score every label).
-        self.listed_mass = 1e-2
+        # the probability; 0: score every label in one decode. 0 by default: with dev priors
+        # most labels must be scored anyway, and the search's extra rounds cost more
+        # (GoEmotions, Qwen 1.5B, 2 cores: 3.6 s/item best-first vs 2.9 every label).
+        self.listed_mass = 0.0
         # "listed": each label's mean share on dev items (unlabelled ones do); shares are
         # divided by it before deciding. Empty: no correction.
         self.label_priors: dict[str, float] = {}
@@ -259,10 +261,11 @@ class LocalProvider(Provider):
         (``bench/local.py``): ``label_priors`` divide each share by the label's mean
         share (a small model leads with a few favourite labels whatever the item says),
         and a label applies when its corrected share is at least ``relative_threshold``
-        times the top one's, or reaches its own ``label_thresholds`` entry. Labels are
-        scored best-first (``LlamaRuntime.score_bounded`` with ``mass``): the search stops
-        once the labels left could hold at most ``listed_mass`` of the probability found,
-        and none of them could be the top; those keep their upper bounds.
+        times the top one's, or reaches its own ``label_thresholds`` entry. All labels'
+        tokens go in one decode; with ``listed_mass`` > 0 they are scored best-first
+        instead (``LlamaRuntime.score_bounded`` with ``mass``): the search stops once the
+        labels left could hold at most that share of the probability found and none of
+        them could be the top; those keep their upper bounds.
         """
         labels = list(request.prompt.labels)
         rt = self.runtime
