@@ -59,10 +59,11 @@ def parse_sets(spec: str, default_limit: int) -> list[tuple[str, int]]:
     return out
 
 
-def read_slice(path: Path, limit: int, out: Path) -> dict[str, str]:
-    """Write the first ``limit`` rows (id, text) to ``out``; return id -> gold label."""
+def read_slice(path: Path, limit: int, out: Path, skip: int = 0) -> dict[str, str]:
+    """Write the first ``limit`` rows but the first ``skip`` (id, text) to ``out``; return
+    id -> gold label."""
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))[:limit]
+        rows = list(csv.DictReader(fh))[skip:limit]
     with out.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "text"])
@@ -199,6 +200,13 @@ def main(argv: list[str] | None = None) -> None:
         "descheduled thread stalls the rest (here: 2 s per generated token with 2 threads "
         "at load 8, 0.2 s with 1)",
     )
+    parser.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="leave out each set's first N items (measured by an earlier run: combine the "
+        "two --report tables)",
+    )
     parser.add_argument("--n-ctx", type=int, default=4096, help="embedded model context")
     parser.add_argument(
         "--server-n-ctx",
@@ -236,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="server-vs-embedded-"))
     print(f"work folder (for --report): {tmp}", flush=True)
     sets = parse_sets(args.sets, args.limit)
-    golds = {name: read_slice(SETS[name][0], n, tmp / f"{name}.csv") for name, n in sets}
+    golds = {name: read_slice(SETS[name][0], n, tmp / f"{name}.csv", args.skip) for name, n in sets}
     load0 = os.getloadavg()
     child = None
     if args.parallel:
