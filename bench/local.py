@@ -209,8 +209,18 @@ def load_task_items(task: str, n: int) -> list[dict]:
     return [{"text": r["text"], "gold": r[gold]} for r in rows[:n]]
 
 
-async def _run(provider: LocalProvider, requests, **setting):  # type: ignore[no-untyped-def]
-    """Run ``requests`` with provider attributes set to ``setting`` (restored after)."""
+def _answer(resp):  # type: ignore[no-untyped-def]
+    return json.loads(resp.samples[0].text)
+
+
+def _shares_and_labels(resp):  # type: ignore[no-untyped-def]
+    """Multi-label: (the label scores, the chosen labels) of one answer."""
+    return resp.label_scores, set(_answer(resp)["labels"])
+
+
+async def _run(provider: LocalProvider, requests, read=_answer, **setting):  # type: ignore[no-untyped-def]
+    """Run ``requests`` with provider attributes set to ``setting`` (restored after);
+    ``read`` picks what to keep of each response."""
     saved = {k: getattr(provider, k) for k in setting}
     for k, v in setting.items():
         setattr(provider, k, v)
@@ -220,7 +230,7 @@ async def _run(provider: LocalProvider, requests, **setting):  # type: ignore[no
     try:
         for req in requests:
             resp = await provider.complete(req)
-            outs.append(json.loads(resp.samples[0].text))
+            outs.append(read(resp))
             print(".", end="", flush=True, file=sys.stderr)
     finally:
         for k, v in saved.items():
@@ -270,25 +280,6 @@ def choose_rule(
     return {label: float(p) ** a for label, p in zip(labels, prior, strict=True)}, a, r
 
 
-async def _scores(provider: LocalProvider, requests, **setting):  # type: ignore[no-untyped-def]
-    saved = {k: getattr(provider, k) for k in setting}
-    for k, v in setting.items():
-        setattr(provider, k, v)
-    out = []
-    load = os.getloadavg()[0]
-    start, cpu = time.perf_counter(), time.process_time()
-    try:
-        for req in requests:
-            resp = await provider.complete(req)
-            out.append((resp.label_scores, set(json.loads(resp.samples[0].text)["labels"])))
-            print(".", end="", flush=True, file=sys.stderr)
-    finally:
-        for k, v in saved.items():
-            setattr(provider, k, v)
-    loads = f"{load:.1f}-{os.getloadavg()[0]:.1f}"
-    return time.perf_counter() - start, time.process_time() - cpu, out, loads
-
-
 def bench_multi_label(
     task: str, provider: LocalProvider, n: int, n_dev: int, n_slow: int, n_seq: int
 ) -> None:
@@ -310,9 +301,10 @@ def bench_multi_label(
     print(f"\n## {task}: {len(labels)} labels, multi-label, {n} test items, {len(dev)} dev items")
     print(f"{'method':<40}{'items':>6}{'load':>10}{'s/item':>8}{'cpu s/item':>11}  quality")
     listed = {"multi_label": "listed"}
-    asyncio.run(_scores(provider, reqs(dev[-1:]), **listed))  # warm-up: the label list
+    read = _shares_and_labels
+    asyncio.run(_run(provider, reqs(dev[-1:]), read, **listed))  # warm-up: the label list
     # Dev: every label scored (exact shares for the priors), no correction yet.
-    el, cpu, dev_out, loads = asyncio.run(_scores(provider, reqs(dev), **listed))
+    el, cpu, dev_out, loads = asyncio.run(_run(provider, reqs(dev), read, **listed))
     dev_scores = [sc for sc, _ in dev_out]
     dev_golds = [set(it["gold"]) for it in dev]
     f1, subset = _multi_label_quality(labels, [p for _, p in dev_out], dev_golds)
@@ -336,7 +328,7 @@ def bench_multi_label(
     for name, (k, setting) in runs.items():
         if not k:
             continue
-        elapsed, cpu, out, loads = asyncio.run(_scores(provider, reqs(test[:k]), **setting))
+        elapsed, cpu, out, loads = asyncio.run(_run(provider, reqs(test[:k]), read, **setting))
         f1, subset = _multi_label_quality(labels, [p for _, p in out], golds[:k])
         row(name, k, loads, elapsed, cpu, f"macro-F1 {f1:.3f}, subset acc {subset:.1%}")
     print(f"dev rule: shares / prior**{a}, labels within {r} of the top; priors**{a}:")
