@@ -241,9 +241,12 @@ def main(argv: list[str] | None = None) -> None:
     from autolabel.testing.llama_server import LlamaCppServer
 
     gguf = resolve_model(args.model)
+    sets = parse_sets(args.sets, args.limit)
+    for name, n in sets:
+        if args.skip >= n:
+            parser.error(f"--skip {args.skip} leaves no items of {name}:{n}; ask for more")
     tmp = Path(tempfile.mkdtemp(prefix="server-vs-embedded-"))
     print(f"work folder (for --report): {tmp}", flush=True)
-    sets = parse_sets(args.sets, args.limit)
     golds = {name: read_slice(SETS[name][0], n, tmp / f"{name}.csv", args.skip) for name, n in sets}
     load0 = os.getloadavg()
     child = None
