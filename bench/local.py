@@ -198,9 +198,9 @@ TASKS = {
 }
 
 
-def load_task_items(task: str, n: int) -> list[dict]:
+def load_task_items(task: str, n: int, split: str = "test") -> list[dict]:
     _, data, gold = TASKS[task]
-    path = REPO / "eval" / "data" / data
+    path = REPO / "eval" / "data" / data.replace("_test.", f"_{split}.")
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     else:
@@ -213,28 +213,22 @@ def _answer(resp):  # type: ignore[no-untyped-def]
     return json.loads(resp.samples[0].text)
 
 
-def _shares_and_labels(resp):  # type: ignore[no-untyped-def]
-    """Multi-label: (the label scores, the chosen labels) of one answer."""
-    return resp.label_scores, set(_answer(resp)["labels"])
+def _scores(resp):  # type: ignore[no-untyped-def]
+    """Multi-label: the label scores of one answer (P(applies), or listed shares)."""
+    return resp.label_scores
 
 
 async def _run(provider: LocalProvider, requests, read=_answer, **setting):  # type: ignore[no-untyped-def]
-    """Run ``requests`` with provider attributes set to ``setting`` (restored after);
+    """Run ``requests`` with provider options changed by ``setting`` (restored after);
     ``read`` picks what to keep of each response."""
-    saved = {k: getattr(provider, k) for k in setting}
-    for k, v in setting.items():
-        setattr(provider, k, v)
     outs = []
     load = os.getloadavg()[0]
     start, cpu = time.perf_counter(), time.process_time()
-    try:
+    with provider.using(**setting):
         for req in requests:
             resp = await provider.complete(req)
             outs.append(read(resp))
             print(".", end="", flush=True, file=sys.stderr)
-    finally:
-        for k, v in saved.items():
-            setattr(provider, k, v)
     # CPU seconds too: on a shared, overloaded machine wall time mostly measures the queue.
     loads = f"{load:.1f}-{os.getloadavg()[0]:.1f}"
     return time.perf_counter() - start, time.process_time() - cpu, outs, loads
@@ -251,88 +245,72 @@ def _multi_label_quality(
     return m.macro.f1, m.subset_accuracy
 
 
-def choose_rule(
-    labels: list[str], scores: list[dict], golds: list[set]
-) -> tuple[dict, float, float]:
-    """The "listed" decision rule with the best macro-F1 on these (dev) items.
-
-    Priors: each label's mean share on the dev items (no gold needed), raised to a power
-    ``a``; corrected shares = shares / prior**a, renormalised. A label applies when its
-    corrected share is at least ``r`` times the top one's. (a, r) from a small grid;
-    a = 0, r = 1 is "the likeliest label only".
-    """
-    matrix = np.array([[s[label] for label in labels] for s in scores])
-    prior = matrix.mean(axis=0)
-    best: tuple[float, float, float] | None = None
-    for a in (0.0, 0.25, 0.5, 0.75, 1.0):
-        corrected = matrix / prior**a
-        corrected /= corrected.sum(axis=1, keepdims=True)
-        for r in (1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1):
-            preds = [
-                {label for label, p in zip(labels, row, strict=True) if p >= r * row.max()}
-                for row in corrected
-            ]
-            f1, _ = _multi_label_quality(labels, preds, golds)
-            if best is None or f1 > best[0]:
-                best = (f1, a, r)
-    assert best is not None
-    _, a, r = best
-    return {label: float(p) ** a for label, p in zip(labels, prior, strict=True)}, a, r
-
-
 def bench_multi_label(
     task: str, provider: LocalProvider, n: int, n_dev: int, n_slow: int, n_seq: int
 ) -> None:
-    """Multi-label: the decision rule chosen on dev items (after the test slice), reported
-    on test."""
-    ontology = load_ontology(REPO / "ontologies" / TASKS[task][0])
-    compiler = PromptCompiler(ontology)
-    every = load_task_items(task, 10**9)
-    test, dev = every[:n], every[n : n + n_dev]
-    labels = list(ontology.label_names)
+    """Multi-label: the listed rule fitted on the dev file, reported on the test slice,
+    against the yes/no questions (batched, and one by one)."""
+    from autolabel.engine.confidence import listed_decision
+    from autolabel.evaluation.multilabel_rule import fit_listed_rule
+    from autolabel.ontology.schema import MultiLabelScoring
 
-    def reqs(items):  # type: ignore[no-untyped-def]
+    shipped = load_ontology(REPO / "ontologies" / TASKS[task][0])
+    listed = shipped.model_copy(update={"multi_label": MultiLabelScoring(method="listed")})
+    questions = shipped.model_copy(update={"multi_label": None})
+    test = load_task_items(task, n)
+    dev = load_task_items(task, n_dev, split="dev")
+    labels = list(shipped.label_names)
+
+    def reqs(ontology, items):  # type: ignore[no-untyped-def]
+        compiler = PromptCompiler(ontology)
         return [ProviderRequest(compiler.compile({"text": it["text"]})) for it in items]
 
     def row(name: str, k: int, loads: str, elapsed: float, cpu: float, quality: str) -> None:
         k = max(1, k)
         print(f"{name:<40}{k:>6}{loads:>10}{elapsed / k:>8.2f}{cpu / k:>11.2f}  {quality}")
 
+    def decide(ontology, scores):  # type: ignore[no-untyped-def]
+        return [set(listed_decision(ontology, sc).label) for sc in scores]
+
     print(f"\n## {task}: {len(labels)} labels, multi-label, {n} test items, {len(dev)} dev items")
     print(f"{'method':<40}{'items':>6}{'load':>10}{'s/item':>8}{'cpu s/item':>11}  quality")
-    listed = {"multi_label": "listed"}
-    read = _shares_and_labels
-    asyncio.run(_run(provider, reqs(dev[-1:]), read, **listed))  # warm-up: the label list
-    # Dev: every label scored (exact shares for the priors), no correction yet.
-    el, cpu, dev_out, loads = asyncio.run(_run(provider, reqs(dev), read, **listed))
-    dev_scores = [sc for sc, _ in dev_out]
+    asyncio.run(_run(provider, reqs(listed, dev[-1:]), _scores))  # warm-up: the label list
+    # Dev: every label's raw share, for the rule (no correction yet).
+    el, cpu, dev_scores, loads = asyncio.run(_run(provider, reqs(listed, dev), _scores))
     dev_golds = [set(it["gold"]) for it in dev]
-    f1, subset = _multi_label_quality(labels, [p for _, p in dev_out], dev_golds)
-    row(
-        "listed, every label (dev)",
-        len(dev),
-        loads,
-        el,
-        cpu,
-        f"likeliest only: {f1:.3f}, {subset:.1%}",
+    f1, subset = _multi_label_quality(labels, decide(listed, dev_scores), dev_golds)
+    row("listed (dev)", len(dev), loads, el, cpu, f"likeliest only: {f1:.3f}, {subset:.1%}")
+    rule = fit_listed_rule(labels, dev_scores, [sorted(g) for g in dev_golds])
+    fitted = listed.model_copy(
+        update={
+            "multi_label": MultiLabelScoring(
+                method="listed", priors=rule.priors, relative_threshold=rule.relative_threshold
+            )
+        }
     )
-    priors, a, r = choose_rule(labels, dev_scores, dev_golds)
     golds = [set(it["gold"]) for it in test]
-    rule = {"label_priors": priors, "relative_threshold": r}
     runs = {
-        "engine: listed, every label + dev rule": (n, {**listed, **rule}),
-        "listed, best-first + dev rule": (n_slow, {**listed, **rule, "listed_mass": 1e-2}),
-        "previous: batched questions": (n_slow, {"multi_label": "questions"}),
-        "today: questions one by one": (n_seq, {"batched": False}),
+        "engine: listed + dev rule": (fitted, n, {}),
+        "listed, best-first + dev rule": (fitted, n_slow, {"listed_mass": 1e-2}),
+        "questions, batched": (questions, n_slow, {}),
+        "questions one by one": (questions, n_seq, {"batched": False}),
     }
-    for name, (k, setting) in runs.items():
+    for name, (ontology, k, setting) in runs.items():
         if not k:
             continue
-        elapsed, cpu, out, loads = asyncio.run(_run(provider, reqs(test[:k]), read, **setting))
-        f1, subset = _multi_label_quality(labels, [p for _, p in out], golds[:k])
+        elapsed, cpu, out, loads = asyncio.run(
+            _run(provider, reqs(ontology, test[:k]), _scores, **setting)
+        )
+        if ontology.listed_scoring:
+            preds = decide(ontology, out)
+        else:
+            preds = [{label for label, p in sc.items() if p >= 0.5} for sc in out]
+        f1, subset = _multi_label_quality(labels, preds, golds[:k])
         row(name, k, loads, elapsed, cpu, f"macro-F1 {f1:.3f}, subset acc {subset:.1%}")
-    print(f"dev rule: shares / prior**{a}, labels within {r} of the top; priors**{a}:")
-    print({k: round(v, 4) for k, v in priors.items()})
+    print(
+        f"dev rule: shares / mean share**{rule.power}, labels within "
+        f"{rule.relative_threshold} of the top (dev macro-F1 {rule.macro_f1:.3f})"
+    )
 
 
 def bench_task(task: str, provider: LocalProvider, n: int, n_slow: int, n_seq: int) -> None:
@@ -398,11 +376,11 @@ def bench_spans(provider: LocalProvider, args: argparse.Namespace) -> None:
     golds = [{(s["start"], s["end"], s["label"]) for s in r["spans"]} for r in rows]
 
     async def run(copy: bool, k: int):  # type: ignore[no-untyped-def]
-        provider.copy_spans = copy
         preds, invalid = [], 0
         start, cpu = time.perf_counter(), time.process_time()
         for req, row in zip(requests[:k], rows[:k], strict=False):
-            resp = await provider.complete(req)
+            with provider.using(copy_spans=copy):
+                resp = await provider.complete(req)
             try:
                 spans = parse_answer(ontology, resp.samples[0].text, {"text": row["text"]})
             except AnswerError:  # the engine would re-ask; here it counts as no entities
@@ -418,7 +396,6 @@ def bench_spans(provider: LocalProvider, args: argparse.Namespace) -> None:
                 flush=True,
                 file=sys.stderr,
             )
-        provider.copy_spans = True
         return time.perf_counter() - start, time.process_time() - cpu, preds, invalid
 
     label = f"{ontology.name}/{args.template or 'spans'}"

@@ -231,14 +231,20 @@ def make_tweet_sentiment(src: Path) -> None:
             write_csv(SMALL_DIR / "tweet_sentiment_40.csv", header, rows_out[:40])
 
 
-def make_goemotions(src: Path) -> None:
-    folder = src / "goemotions" / "original"
+def goemotions_rows(folder: Path, split: str) -> list[dict[str, Any]]:
     names = (folder / "labels.txt").read_text(encoding="utf-8").split()
     rows = []
-    for line in (folder / "test.tsv").read_text(encoding="utf-8").splitlines():
+    for line in (folder / f"{split}.tsv").read_text(encoding="utf-8").splitlines():
         text, ids, comment_id = line.split("\t")
         label_ids = sorted({int(i) for i in ids.split(",")})  # ontology (= labels.txt) order
         rows.append({"id": comment_id, "text": text, "labels": [names[i] for i in label_ids]})
+    return rows
+
+
+def make_goemotions(src: Path) -> None:
+    folder = src / "goemotions" / "original"
+    names = (folder / "labels.txt").read_text(encoding="utf-8").split()
+    rows = goemotions_rows(folder, "test")
     rng = random.Random(SEED)
     # One seeded row per label first so every one of the 28 labels is present (rare ones such
     # as grief would otherwise be missing from 150 rows), then a simple random fill.
@@ -255,6 +261,11 @@ def make_goemotions(src: Path) -> None:
     write_jsonl(EVAL_DIR / "goemotions_test.jsonl", out)
     small = sorted(random.Random(SEED + 1).sample(out, 40), key=lambda r: order[r["id"]])
     write_jsonl(SMALL_DIR / "goemotions_40.jsonl", small)
+    # The upstream dev split, for fitting the multi-label rule (never the test slice): a
+    # simple random sample, so the label shares it measures are the natural ones.
+    dev = goemotions_rows(folder, "dev")
+    picked = sorted(random.Random(SEED + 4).sample(range(len(dev)), 200))
+    write_jsonl(EVAL_DIR / "goemotions_dev.jsonl", [dev[i] for i in picked])
 
 
 def bio_sentences(path: Path) -> list[list[tuple[str, str]]]:

@@ -41,8 +41,11 @@ def make_run(
     model: str = "fake-model",
     name: str | None = None,
     template: str = "classify.j2",
+    distributions: dict[str, dict[str, float]] | None = None,
+    method: str = "choice_logprobs",
 ) -> int:
-    """A completed run; ``predictions``: external id → (label or None for failed, confidence)."""
+    """A completed run; ``predictions``: external id → (label or None for failed, confidence);
+    ``distributions`` (external id → label scores) replace the made-up classify ones."""
     with db.session() as s:
         from sqlmodel import select
 
@@ -75,6 +78,8 @@ def make_run(
             if label is not None and conf is not None and ontology.task.value == "classify":
                 rest = (1 - conf) / (len(labels) - 1)
                 dist = {name_: (conf if name_ == label else rest) for name_ in labels}
+            if distributions is not None:
+                dist = distributions.get(ext)
             s.add(
                 Prediction(
                     run_id=run.id,
@@ -82,7 +87,7 @@ def make_run(
                     label=label,
                     confidence=conf,
                     distribution=dist,
-                    method="choice_logprobs",
+                    method=method,
                     model=model,
                     tokens_in=100,
                     tokens_out=5,

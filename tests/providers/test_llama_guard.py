@@ -18,7 +18,7 @@ import pytest
 
 from autolabel.errors import ModelNotAvailableError
 from autolabel.providers import llama_guard
-from autolabel.providers.llama_guard import DEFAULT, SAFE, choose_settings
+from autolabel.providers.llama_guard import DEFAULT, SAFE, RuntimeSettings, choose_settings
 
 pytestmark = pytest.mark.model
 REPO = Path(__file__).resolve().parents[2]
@@ -33,21 +33,31 @@ def verdict_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def test_probe_passes_with_default_settings_and_is_cached(
-    gemma_path: Path, verdict_dir: Path
+@pytest.fixture(scope="module")
+def machine_settings(gemma_path: Path) -> RuntimeSettings:
+    """What this machine really needs, from one probe child of our own: the defaults,
+    or the safe settings where the defaults crash llama.cpp (CPUs with AMX)."""
+    return DEFAULT if llama_guard.probe(gemma_path, DEFAULT).ok else SAFE
+
+
+def test_probe_chooses_the_settings_this_machine_needs_and_caches_them(
+    gemma_path: Path, verdict_dir: Path, machine_settings: RuntimeSettings
 ) -> None:
     first = choose_settings(gemma_path)
-    assert first.settings == DEFAULT
+    assert first.settings == machine_settings
     assert first.source == "probed"
     second = choose_settings(gemma_path)
     assert second.source == "cached"
-    assert second.settings == DEFAULT
+    assert second.settings == machine_settings
     stored = json.loads((verdict_dir / "llama-runtime-verdicts.json").read_text())
-    assert stored[first.key]["settings"] == "default"
+    assert stored[first.key]["settings"] == machine_settings.name
 
 
 def test_segfault_under_defaults_chooses_safe_settings_and_caches_them(
-    gemma_path: Path, verdict_dir: Path, monkeypatch: pytest.MonkeyPatch
+    gemma_path: Path,
+    verdict_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    machine_settings: RuntimeSettings,
 ) -> None:
     monkeypatch.setenv("AUTOLABEL_PROBE_CRASH", "default")
     verdict = choose_settings(gemma_path)
@@ -60,7 +70,7 @@ def test_segfault_under_defaults_chooses_safe_settings_and_caches_them(
     monkeypatch.delenv("AUTOLABEL_PROBE_CRASH")
     real = choose_settings(gemma_path)
     assert real.key != verdict.key
-    assert real.settings == DEFAULT
+    assert real.settings == machine_settings
 
 
 def test_both_probes_crashing_is_an_error_with_the_fix(
@@ -85,9 +95,18 @@ def test_environment_override_skips_the_probe(
     assert (verdict.settings, verdict.source) == (SAFE, "environment")
 
 
-def test_safe_settings_load_and_score_like_the_defaults(gemma_path: Path) -> None:
+def test_safe_settings_load_and_score_like_the_defaults(
+    gemma_path: Path, machine_settings: RuntimeSettings
+) -> None:
     """The safe path is a working runtime, not just a flag: same best label."""
     from autolabel.providers.llama_runtime import LlamaRuntime
+
+    if machine_settings == SAFE:
+        pytest.skip(
+            "the default settings crash llama.cpp on this CPU (AMX): they cannot be "
+            "loaded in-process to compare with; the safe path is what every other "
+            "model test here runs on"
+        )
 
     results = []
     for settings in (DEFAULT, SAFE):
@@ -157,7 +176,7 @@ def test_cli_labels_on_safe_settings_after_a_simulated_crash(
 
 
 def test_doctor_reports_build_cpu_settings_and_model(
-    gemma_path: Path, verdict_dir: Path, tmp_path: Path
+    gemma_path: Path, verdict_dir: Path, tmp_path: Path, machine_settings: RuntimeSettings
 ) -> None:
     env = {**os.environ, "AUTOLABEL_HOME": str(tmp_path / "h")}
     proc = _cli(["doctor", "--model", "gemma3-270m"], env)
@@ -169,6 +188,6 @@ def test_doctor_reports_build_cpu_settings_and_model(
     has_amx = "amx_int8" in llama_guard.cpu_flags()
     row = next(line for line in out.splitlines() if "AMX_INT8" in line)
     assert ("yes" if has_amx else "no") in row
-    assert "default (extra weight buffer types on" in out
+    assert machine_settings.describe()[:30] in out
     assert "probed now" in out
     assert "(verified)" in out and "gemma-3-270m-q4_k_m.gguf" in out

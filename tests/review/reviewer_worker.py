@@ -1,7 +1,7 @@
 """A reviewer in its own process, for the concurrency tests.
 
     python -m tests.review.reviewer_worker DB_URL REVIEWER [--label L] [--max N]
-        [--claim-only] [--clock-offset S] [--pause S] [--lease S] [--wait]
+        [--claim-only] [--clock-offset S] [--pause S] [--lease S] [--wait] [--hold-first]
 
 Prints ``decided <decision id> <task id>`` after each decision has committed (and
 ``claimed <task id>`` in ``--claim-only`` mode), flushing every line, so a parent
@@ -31,6 +31,11 @@ def main() -> None:
     p.add_argument("--pause", type=float, default=0.0)
     p.add_argument("--lease", type=int, default=600)
     p.add_argument("--wait", action="store_true", help="print 'ready', start on a stdin line")
+    p.add_argument(
+        "--hold-first",
+        action="store_true",
+        help="after the first claim print 'holding', go on at the next stdin line",
+    )
     args = p.parse_args()
     offset = timedelta(seconds=args.clock_offset)
     queue = ReviewQueue(
@@ -48,6 +53,11 @@ def main() -> None:
         task = queue.claim(args.reviewer)
         if task is None:
             break
+        if args.hold_first and done == 0:
+            # A second barrier: every reviewer holds a lease before anyone decides,
+            # so each gets work however the OS or SQLite's busy handler schedules them.
+            print("holding", flush=True)
+            sys.stdin.readline()
         if args.claim_only:
             print(f"claimed {task.task_id}", flush=True)
             done += 1

@@ -38,11 +38,12 @@ def _spawn(db_url: str, reviewer: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _start_together(procs: list[subprocess.Popen[str]]) -> None:
-    """Wait until every ``--wait`` worker is ready, then release them at once."""
+def _start_together(procs: list[subprocess.Popen[str]], signal_word: str = "ready") -> None:
+    """Wait until every worker has printed ``signal_word`` (``ready`` for ``--wait``,
+    ``holding`` for ``--hold-first``), then release them at once."""
     for proc in procs:
         assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
+        assert proc.stdout.readline().strip() == signal_word
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write("go\n")
@@ -71,15 +72,19 @@ def _live_decisions(db: Database) -> list[Decision]:
 def test_two_reviewer_processes_never_double_decide(db_url: str) -> None:
     db = Database(db_url)
     tasks = seed_queue(db, 30)
-    procs = [_spawn(db_url, name, "--pause", "0.005", "--wait") for name in ("ann", "bob")]
+    args = ("--pause", "0.005", "--wait", "--hold-first")
+    procs = [_spawn(db_url, name, *args) for name in ("ann", "bob")]
     _start_together(procs)
+    # Both hold a lease before either decides: under load SQLite's busy handler can
+    # otherwise let one process drain the queue while the other sleeps.
+    _start_together(procs, "holding")
     printed = [_decided_ids(_finish(p)) for p in procs]
     rows = _live_decisions(db)
     per_task = Counter(r.task_id for r in rows)
     assert set(per_task) == set(tasks) and max(per_task.values()) == 1
     # no decision lost: what the processes were told committed is exactly what is stored
     assert sorted(printed[0] + printed[1]) == sorted(r.id for r in rows)  # type: ignore[misc]
-    assert all(printed)  # both got work (they started together)
+    assert all(printed)  # both got work (each held a lease before deciding)
     assert ReviewQueue(db).stats().decided == 30
 
 

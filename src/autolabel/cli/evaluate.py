@@ -154,7 +154,12 @@ def eval_cmd(
         typer.Option(help="fraction of items to choose the threshold on, or a gold set name"),
     ] = "0.5",
     apply: Annotated[
-        bool, typer.Option("--apply", help="write the threshold into the ontology's review:")
+        bool,
+        typer.Option(
+            "--apply",
+            help="write the threshold into the ontology's review: (and, for listed "
+            "multi-label scoring, the rule fitted on this run's gold items into multi_label:)",
+        ),
     ] = False,
     ontology: Annotated[
         str | None, typer.Option(help="ontology file for --apply (default: the run's)")
@@ -197,12 +202,50 @@ def eval_cmd(
 def _apply(result: Any, ontology: str | None) -> None:
     from autolabel.evaluation.apply import apply_threshold
 
+    target = ontology or result.run.get("ontology_path") or result.run["ontology"]
+    used = result.run.get("multi_label") or {}
+    if used.get("method") == "listed" and _apply_listed_rule(result, used, target):
+        return
     t = (result.threshold or {}).get("recommended")
     if t is None:
         raise ConfigError("no threshold reaches the target precision: nothing to apply")
-    target = ontology or result.run.get("ontology_path") or result.run["ontology"]
     path = apply_threshold(target, t)
     console.print(f"wrote review.threshold: {t:.4f} into {path}")
+
+
+def _apply_listed_rule(result: Any, used: dict[str, Any], target: str) -> bool:
+    """Fit the listed rule on the run's gold items and write it; True when it changed
+    (the run's confidences, and so its threshold, belong to the old rule)."""
+    from autolabel.evaluation.apply import apply_listed_rule
+    from autolabel.evaluation.multilabel_rule import fit_listed_rule, raw_shares
+
+    scored = [p for p in result.pairs if p.pred is not None and isinstance(p.distribution, dict)]
+    if not scored:
+        raise ConfigError("no item of the run has label shares: nothing to fit")
+    labels = list(scored[0].distribution)
+    priors = used.get("priors") or {}
+    shares = [raw_shares(p.distribution, priors, labels) for p in scored]
+    rule = fit_listed_rule(labels, shares, [p.gold or [] for p in scored])
+    note = (
+        f"fitted by `autolabel eval --apply` on run {result.run['id']}: {rule.n_items} "
+        f"items, macro-F1 {rule.macro_f1:.3f} on them"
+    )
+    path = apply_listed_rule(target, rule, note)
+    console.print(
+        f"wrote multi_label (relative_threshold {rule.relative_threshold:g}, priors at "
+        f"power {rule.power:g}; macro-F1 {rule.macro_f1:.3f} on these {rule.n_items} items) "
+        f"into {path}"
+    )
+    same = used.get("relative_threshold", 1.0) == rule.relative_threshold and all(
+        abs(priors.get(n, 1.0) - p) <= 1e-4 * max(p, 1e-6) for n, p in rule.priors.items()
+    )
+    if not same:
+        console.print(
+            "review.threshold left as it is: this run's confidences come from the old rule. "
+            "Label again (the answers come from the cache) and run `eval --apply` on the new "
+            "run to choose it. Report on items the rule was not fitted on."
+        )
+    return not same
 
 
 def print_result(result: Any) -> None:

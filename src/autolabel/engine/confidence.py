@@ -3,6 +3,10 @@
 Methods, in order of preference:
 - ``choice_logprobs``: the provider scored every label (embedded model). Classify:
   softmax over the label set; multi_label: one probability per label.
+- ``listed_shares``: multi_label with ``multi_label: {method: listed}``: the provider
+  gave each label's share as the answer list's lead; the ontology's fitted rule
+  (priors, relative threshold) decides, and the confidence is the corrected share the
+  chosen labels hold together.
 - ``token_logprobs``: the endpoint returned token log-probabilities for its answer.
   Classify: the chosen label's probability is the product of its tokens'
   probabilities, alternatives come from the top log-probs at the label's first
@@ -86,9 +90,29 @@ def _from_label_scores(ontology: Ontology, scores: dict[str, float]) -> Scored:
         dist = softmax({n: scores[n] for n in names})
         label = max(dist, key=dist.__getitem__)
         return Scored(label, dist[label], dist, "choice_logprobs")
+    if ontology.listed_scoring:
+        return listed_decision(ontology, scores)
     probs = {n: float(scores[n]) for n in names}
     chosen = [n for n in names if probs[n] >= 0.5]
     return Scored(chosen, _set_confidence(probs), probs, "choice_logprobs")
+
+
+def listed_decision(ontology: Ontology, shares: dict[str, float]) -> Scored:
+    """The ontology's ``listed`` rule on raw shares: divide by the priors, renormalise,
+    keep every label within ``relative_threshold`` of the top one. The distribution is
+    the corrected shares; the confidence is the share the chosen labels hold together
+    (a lone label that holds 90% is sure; two that split 40/40 with the rest are not)."""
+    rule = ontology.multi_label
+    assert rule is not None
+    names = ontology.label_names
+    corrected = {n: max(float(shares[n]), 0.0) / rule.priors.get(n, 1.0) for n in names}
+    total = sum(corrected.values())
+    if not total > 0.0:
+        raise AnswerError("every label's share is zero")
+    dist = {n: v / total for n, v in corrected.items()}
+    floor = rule.relative_threshold * max(dist.values())
+    chosen = [n for n in names if dist[n] >= floor]
+    return Scored(chosen, min(1.0, sum(dist[n] for n in chosen)), dist, "listed_shares")
 
 
 def _from_label_probs(ontology: Ontology, probs: dict[str, float]) -> Scored:

@@ -1,17 +1,22 @@
-"""Write a recommended threshold into an ontology file's ``review: threshold:``.
+"""Write what an evaluation chose into an ontology file: the recommended
+``review: threshold:``, and for ``listed`` multi-label scoring the fitted rule
+(``multi_label:`` priors and relative threshold).
 
-The file is edited as text, touching one line, so comments, key order and formatting
-survive (a YAML round trip through PyYAML would drop comments). The result is
-validated with the ontology loader before it replaces the file.
+The file is edited as text, touching one line (the threshold) or the ``multi_label:``
+block alone, so comments, key order and formatting elsewhere survive (a YAML round
+trip through PyYAML would drop comments). The result is validated with the ontology
+loader before it replaces the file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 from autolabel.errors import OntologyError
+from autolabel.evaluation.multilabel_rule import ListedRule
 from autolabel.ontology.loader import parse_ontology, resolve_ontology_path
 
 _TOP_KEY = re.compile(r"^[A-Za-z_][\w\-]*\s*:")
@@ -76,12 +81,52 @@ def _child_indent(lines: list[str], start: int, end: int) -> int | None:
 def apply_threshold(ontology: str | Path, threshold: float) -> Path:
     """Set the threshold in the ontology file, validating before replacing it."""
     path = resolve_ontology_path(ontology)
-    text = path.read_text(encoding="utf-8")
-    patched = patch_threshold_text(text, threshold)
+    patched = patch_threshold_text(path.read_text(encoding="utf-8"), threshold)
     parsed = parse_ontology(patched, source=str(path))
     if abs(parsed.review.threshold - round(threshold, 4)) > 1e-9:
         raise OntologyError(f"{path}: the threshold edit did not take effect")
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(patched, encoding="utf-8")
-    os.replace(tmp, path)
+    _replace(path, patched)
     return path
+
+
+def patch_listed_rule_text(text: str, rule: ListedRule, note: str = "") -> str:
+    """Return ``text`` with its top-level ``multi_label:`` block replaced by ``rule``
+    (appended when absent). Comments inside the old block go with it."""
+    lines = text.splitlines(keepends=True)
+    newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
+    block = ["multi_label:", "  method: listed"]
+    if note:
+        block.append(f"  # {note}")
+    block.append(f"  relative_threshold: {rule.relative_threshold:g}")
+    if rule.priors:
+        block.append("  priors:")
+        block += [f"    {json.dumps(label)}: {p:.6f}" for label, p in rule.priors.items()]
+    rendered = [line + newline for line in block]
+    start = next((i for i, line in enumerate(lines) if re.match(r"^multi_label\s*:", line)), None)
+    if start is None:
+        tail = "" if not text or text.endswith(("\n", "\r\n")) else newline
+        return text + tail + "".join(rendered)
+    end = len(lines)
+    for j in range(start + 1, len(lines)):
+        if _TOP_KEY.match(lines[j]) or (lines[j].startswith("#") and j > start):
+            end = j
+            break
+    return "".join(lines[:start] + rendered + lines[end:])
+
+
+def apply_listed_rule(ontology: str | Path, rule: ListedRule, note: str = "") -> Path:
+    """Write a fitted ``listed`` rule into the ontology file, validating first."""
+    path = resolve_ontology_path(ontology)
+    patched = patch_listed_rule_text(path.read_text(encoding="utf-8"), rule, note)
+    parsed = parse_ontology(patched, source=str(path))
+    got = parsed.multi_label
+    if got is None or got.relative_threshold != rule.relative_threshold:
+        raise OntologyError(f"{path}: the multi_label edit did not take effect")
+    _replace(path, patched)
+    return path
+
+
+def _replace(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

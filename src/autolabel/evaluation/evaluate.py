@@ -529,6 +529,8 @@ def _run_info(run: Run) -> dict[str, Any]:
         "prompt_hash": run.prompt_hash[:12],
         "status": run.status,
         "n_items": run.n_items,
+        # The listed multi-label rule the answers were decided with (``eval --apply``).
+        "multi_label": (run.ontology or {}).get("multi_label"),
     }
 
 

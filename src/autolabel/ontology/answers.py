@@ -83,9 +83,17 @@ def answer_schema(ontology: Ontology) -> dict[str, Any]:
     }
 
 
+LISTED_PREFIX = '{"labels": ["'
+
+
 def answer_prefix(ontology: Ontology) -> str:
-    """The fixed start of a classify answer, after which label choices are scored."""
-    return '{"label": "' if ontology.task == TaskType.CLASSIFY else ""
+    """The fixed start of an answer after which label choices are scored: a classify
+    label, or the lead of a ``listed`` multi-label answer (empty: nothing to score)."""
+    if ontology.task == TaskType.CLASSIFY:
+        return '{"label": "'
+    if ontology.listed_scoring:
+        return LISTED_PREFIX
+    return ""
 
 
 def format_answer(ontology: Ontology, output: Any) -> str:

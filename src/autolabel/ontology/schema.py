@@ -116,6 +116,33 @@ class DemonstrationSpec(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class MultiLabelScoring(_Strict):
+    """How a label-scoring provider (the embedded model) answers a multi_label task.
+
+    ``questions`` (default): one yes/no question per label, P(applies) each, labels with
+    P >= 0.5 apply. ``listed``: every label scored as the first element of the answer
+    list, a *share* per label from one short decode (several times faster with many
+    labels). Shares need a decision rule fitted on labelled dev items by
+    ``autolabel eval RUN --apply``: ``priors`` (each label's mean share on the dev items;
+    shares are divided by them, since a small model leads with a few favourite labels
+    whatever the item says) and ``relative_threshold`` (a label applies when its
+    corrected share is at least this fraction of the top label's). Only ``method``
+    shapes the prompt; the rule is applied to the answer, like review thresholds.
+    """
+
+    method: Literal["questions", "listed"] = "questions"
+    priors: dict[str, float] = Field(default_factory=dict)
+    relative_threshold: float = Field(default=1.0, gt=0.0, le=1.0)
+
+    @field_validator("priors")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for label, p in value.items():
+            if not p > 0.0:
+                raise ValueError(f"prior for '{label}' must be positive, got {p}")
+        return value
+
+
 class ReviewPolicy(_Strict):
     """Thresholds the router uses (review issue); all overridable per run."""
 
@@ -180,6 +207,8 @@ class Ontology(_Strict):
     examples: list[Example] = Field(default_factory=list)
     demonstrations: DemonstrationSpec | None = None
     review: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    # Only for multi_label; absent from dumps when unset (hashes stay as they were).
+    multi_label: MultiLabelScoring | None = None
     # Excluded from dumps: a migration section changes no prompt, run key or hash.
     migrate: MigrationSpec | None = Field(default=None, exclude=True)
 
@@ -236,6 +265,16 @@ class Ontology(_Strict):
                 raise _LocatedError(("labels",), "a boxes task needs labels (the object classes)")
         if self.task == TaskType.FIELDS and not self.fields:
             raise _LocatedError(("fields",), "a fields task needs at least one field")
+        if self.multi_label is not None:
+            if self.task != TaskType.MULTI_LABEL:
+                raise _LocatedError(
+                    ("multi_label",), f"a {self.task.value} task has no multi_label scoring"
+                )
+            for label in self.multi_label.priors:
+                if label not in seen:
+                    raise _LocatedError(
+                        ("multi_label", "priors", label), f"unknown label '{label}'"
+                    )
         for label in self.review.per_label:
             if label not in seen:
                 raise _LocatedError(("review", "per_label", label), f"unknown label '{label}'")
@@ -294,13 +333,31 @@ class Ontology(_Strict):
             raise _LocatedError(loc, "must be a mapping of field name to value")
 
     # -- helpers used across the engine -------------------------------------------------
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Without ``multi_label`` when unset: ontologies that do not use it keep their
+        ontology hashes, run keys and stored copies."""
+        data = handler(self)
+        if data.get("multi_label", 0) is None:
+            data.pop("multi_label")
+        return data
+
     def prompt_view(self) -> dict[str, Any]:
         """What defines the prompt (hashed): no review policy; ``demonstrations`` only when
-        set, so ontologies without it keep the prompt hashes they always had."""
+        set, so ontologies without it keep the prompt hashes they always had; of
+        ``multi_label`` only the method (the decision rule is fitted after the answers)."""
         exclude: set[str] = {"review"}
         if self.demonstrations is None:
             exclude.add("demonstrations")
-        return self.model_dump(mode="json", exclude=exclude)
+        data = self.model_dump(mode="json", exclude=exclude)
+        if "multi_label" in data:
+            data["multi_label"] = {"method": data["multi_label"]["method"]}
+        return data
+
+    @property
+    def listed_scoring(self) -> bool:
+        """Multi-label answers scored as shares of the list's lead (see MultiLabelScoring)."""
+        return self.multi_label is not None and self.multi_label.method == "listed"
 
     @property
     def has_image(self) -> bool:

@@ -17,7 +17,10 @@ How each task is answered:
   ``{"labels": [...]}`` list: a token's probability there is conditioned on the labels
   already listed and on their order, so it is not the marginal P(applies). The
   per-label questions share the whole item prompt in the KV cache, so each costs
-  ~30 decoded tokens. The sample lists the labels with P ≥ 0.5.
+  ~30 decoded tokens. The sample lists the labels with P ≥ 0.5. With
+  ``multi_label: {method: listed}`` in the ontology, each label is instead scored once
+  as the answer list's lead, one short decode per item, a share per label that the
+  ontology's fitted rule turns into labels (see ``_multi_label_listed``).
 - **spans / fields** — JSON generation constrained by a grammar compiled from the
   answer schema, with the log-prob (and top alternatives) of every generated token
   under the constrained distribution; ``n`` samples at ``temperature`` with ``seed``.
@@ -26,17 +29,22 @@ How each task is answered:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import math
 import os
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from autolabel.errors import ModelNotAvailableError, PermanentProviderError
+from autolabel.ontology.answers import LISTED_PREFIX
 from autolabel.ontology.schema import TaskType
 from autolabel.providers.base import (
     Provider,
@@ -90,6 +98,32 @@ def get_runtime(model_path: str | Path, *, n_ctx: int = 4096, n_threads: int | N
         return runtime
 
 
+@dataclass(frozen=True)
+class LocalOptions:
+    """How the embedded model is asked; the defaults are the measured best."""
+
+    # Score all label continuations in one batched decode (False: one after another,
+    # the reference the batched scores are tested against).
+    batched: bool = True
+    # Up to this many labels, one decode per label is as fast (SST-2 on Qwen, 2 cores:
+    # 0.89 s/item one by one vs 0.94 batched) and keeps the sequential path's exact
+    # numbers; the batched decode pays off from a handful of labels up.
+    batch_above: int = 4
+    # Classify with more labels than this: exact scores only for the labels that can
+    # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
+    bound_above: int = 8
+    # Bounded classify by best-first search over the labels' token trie (False: the
+    # earlier label-level bounding, kept for benchmarks and as the >128-label path).
+    search: bool = True
+    # Multi-label "listed": score labels likeliest first until the rest hold at most this
+    # share of the probability; 0: score every label in one decode, the default (with a
+    # prior correction most labels matter anyway, and the search's extra rounds cost
+    # more: GoEmotions, Qwen 1.5B, 2 cores: 3.6 s/item best-first vs 2.9 every label).
+    listed_mass: float = 0.0
+    # Spans: copy-only constrained decoding (span_decoding.py); False: the GBNF grammar.
+    copy_spans: bool = True
+
+
 class LocalProvider(Provider):
     """llama.cpp in-process. All model work runs on one worker thread per loaded model."""
 
@@ -108,40 +142,21 @@ class LocalProvider(Provider):
         self.base_url = None
         self.runtime = get_runtime(model_path, n_ctx=n_ctx, n_threads=n_threads)
         self._grammars: dict[str, Any] = {}
-        # Score all label continuations in one batched decode (False: one after
-        # another, the reference the batched scores are tested against).
-        self.batched = True
-        # Up to this many labels, one decode per label is as fast (SST-2 on Qwen, 2 cores:
-        # 0.89 s/item one by one vs 0.94 batched) and keeps the sequential path's exact
-        # numbers; the batched decode pays off from a handful of labels up.
-        self.batch_above = 4
-        # Classify with more labels than this: exact scores only for the labels that can
-        # still win (see LlamaRuntime.score_bounded); the others carry an upper bound.
-        self.bound_above = 8
-        # Bounded classify by best-first search over the labels' token trie (False: the
-        # earlier label-level bounding, kept for benchmarks and as the >128-label path).
-        self.search = True
-        # Multi-label: "questions" asks one yes/no question per label (all batched;
-        # batched=False: one after another), P(applies) per label; "listed" scores every
-        # label as the answer list's first element in one short decode, a share per
-        # label that needs dev-chosen ``label_thresholds`` (opt-in: the engine's
-        # confidence still reads multi-label scores as P(applies) >= 0.5).
-        self.multi_label = "questions"
-        # "listed": score labels likeliest first until the rest hold at most this share of
-        # the probability; 0: score every label in one decode. 0 by default: with dev priors
-        # most labels must be scored anyway, and the search's extra rounds cost more
-        # (GoEmotions, Qwen 1.5B, 2 cores: 3.6 s/item best-first vs 2.9 every label).
-        self.listed_mass = 0.0
-        # "listed": each label's mean share on dev items (unlabelled ones do); shares are
-        # divided by it before deciding. Empty: no correction.
-        self.label_priors: dict[str, float] = {}
-        # "listed": a label applies when its share is at least this fraction of the top
-        # label's (1.0: the likeliest only, unless a label threshold lets another in).
-        self.relative_threshold = 1.0
-        # Multi-label decision thresholds on the "listed" shares, per label (dev-chosen).
-        self.label_thresholds: dict[str, float] = {}
-        # Spans: copy-only constrained decoding (span_decoding.py); False: the GBNF grammar.
-        self.copy_spans = True
+        self.options = LocalOptions()
+
+    def identity(self) -> dict[str, Any]:
+        """The options change answers (or their last digits): part of every cache key."""
+        return {**super().identity(), "options": dataclasses.asdict(self.options)}
+
+    @contextlib.contextmanager
+    def using(self, **changes: Any) -> Iterator[LocalOptions]:
+        """Run with some options changed (benchmarks, tests); restored on exit."""
+        saved = self.options
+        self.options = dataclasses.replace(saved, **changes)
+        try:
+            yield self.options
+        finally:
+            self.options = saved
 
     @property
     def llama(self) -> Any:
@@ -199,7 +214,7 @@ class LocalProvider(Provider):
         for all choices, so their scores stay comparable.
         """
         prefix, conts, n_prompt = self.choice_tokens(text, choices, closing)
-        batched = self.batched and len(conts) > self.batch_above
+        batched = self.options.batched and len(conts) > self.options.batch_above
         scored = self.runtime.score_continuations(prefix, conts, batched=batched)
         return [s for s, _ in scored], n_prompt, sum(len(c) for c in conts)
 
@@ -226,9 +241,9 @@ class LocalProvider(Provider):
         text = self.runtime.chat_text(request.messages()) + prompt.answer_prefix
         # The answer is JSON: a label is written escaped, then the string and object close.
         choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
-        if self.batched and len(labels) > self.bound_above:
+        if self.options.batched and len(labels) > self.options.bound_above:
             prefix, conts, n_in = self.choice_tokens(text, choices, '"}')
-            if self.search:
+            if self.options.search:
                 scores, _ = self.runtime.score_bounded(prefix, conts)
             else:
                 scores, _ = self.runtime.score_bounded_labels(prefix, conts)
@@ -246,56 +261,44 @@ class LocalProvider(Provider):
         )
 
     def _multi_label(self, request: ProviderRequest) -> ProviderResponse:
-        if self.multi_label == "listed" and self.batched:
+        if request.prompt.answer_prefix == LISTED_PREFIX and self.options.batched:
             return self._multi_label_listed(request)
         return self._multi_label_questions(request)
 
     def _multi_label_listed(self, request: ProviderRequest) -> ProviderResponse:
-        """P(label) from the answer's first list element: one short trie search per item.
+        """Each label's share as the answer's first list element: one short decode per item.
 
-        The prompt asks for ``{"labels": [...]}``; after ``{"labels": ["`` every label is
-        scored as the *first* element (its tokens, then a closing quote), so no label is
-        conditioned on another one listed before it, and the item prompt is all the
-        context there is. Normalised over the labels this is the model's share for each
-        label as the answer's lead. Two corrections, both chosen on dev items
-        (``bench/local.py``): ``label_priors`` divide each share by the label's mean
-        share (a small model leads with a few favourite labels whatever the item says),
-        and a label applies when its corrected share is at least ``relative_threshold``
-        times the top one's, or reaches its own ``label_thresholds`` entry. All labels'
-        tokens go in one decode; with ``listed_mass`` > 0 they are scored best-first
-        instead (``LlamaRuntime.score_bounded`` with ``mass``): the search stops once the
-        labels left could hold at most that share of the probability found and none of
-        them could be the top; those keep their upper bounds.
+        For ontologies with ``multi_label: {method: listed}``. The prompt asks for
+        ``{"labels": [...]}``; after ``{"labels": ["`` every label is scored as the
+        *first* element (its tokens, then any token that starts with the closing quote),
+        so no label is conditioned on another one listed before it, and the item prompt
+        is all the context there is. Normalised over the labels this is the model's share
+        for each label as the answer's lead. ``label_scores`` holds those raw shares; the
+        ontology's fitted rule (priors, relative threshold) decides which labels apply
+        (``engine.confidence.listed_decision``), so refitting it needs no model call.
+        The sample lists the likeliest label. All labels' tokens go in one decode; with
+        ``listed_mass`` > 0 they are scored best-first instead
+        (``LlamaRuntime.score_bounded`` with ``mass``): the labels left when the rest
+        could hold at most that share keep their upper bounds.
         """
         labels = list(request.prompt.labels)
         rt = self.runtime
-        text = rt.chat_text(request.messages()) + '{"labels": ["'
+        text = rt.chat_text(request.messages()) + LISTED_PREFIX
         choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
         prefix, conts, n_in = self.choice_tokens(text, choices, "")
         quote = rt.starts_with(b'"')
-        # Prior correction: a label's share divided by its mean share on dev items
-        # (a 1.5B model leads with "neutral" or "admiration" whatever the item says).
-        bias = [-math.log(max(self.label_priors.get(label, 1.0), 1e-6)) for label in labels]
-        if self.listed_mass:
-            # Best-first: stop once the labels left unscored could hold at most
-            # listed_mass of the probability found (they keep their upper bounds).
+        if self.options.listed_mass:
             found, _ = rt.score_bounded(
-                prefix, conts, end=quote, mass=self.listed_mass, width=4, bias=bias
+                prefix, conts, end=quote, mass=self.options.listed_mass, width=4
             )
         else:
-            found = [s + b for s, b in zip(rt.score_ended(prefix, conts, quote), bias, strict=True)]
+            found = rt.score_ended(prefix, conts, quote)
         scores = np.array(found)
         shares = np.exp(scores - np.logaddexp.reduce(scores))
         probs = {label: float(p) for label, p in zip(labels, shares, strict=True)}
         top = labels[int(np.argmax(shares))]
-        floor = self.relative_threshold * probs[top]
-        chosen = [
-            label
-            for label in labels
-            if probs[label] >= floor or probs[label] >= self.label_thresholds.get(label, 0.5)
-        ]
         return ProviderResponse(
-            samples=[Sample(text=json.dumps({"labels": chosen}, ensure_ascii=False))],
+            samples=[Sample(text=json.dumps({"labels": [top]}, ensure_ascii=False))],
             model=self.model,
             tokens_in=n_in,
             tokens_out=sum(len(c) for c in conts),
@@ -313,7 +316,7 @@ class LocalProvider(Provider):
         for label in labels:
             question = {"role": "user", "content": _APPLIES_QUESTION.format(label=label)}
             texts.append(rt.chat_text([*base, question]) + _APPLIES_PREFIX)
-        if not self.batched:
+        if not self.options.batched:
             return self._multi_label_sequential(labels, texts, base_len)
         # One batched decode for every label's question and both answers: the item
         # prompt is decoded once (sequence 0), each label's question is its own sequence
@@ -377,7 +380,8 @@ class LocalProvider(Provider):
     def _generate(self, request: ProviderRequest) -> ProviderResponse:
         rt = self.runtime
         source = request.prompt.meta.get("source")
-        if request.prompt.task == TaskType.SPANS and self.copy_spans and source is not None:
+        spans = request.prompt.task == TaskType.SPANS
+        if spans and self.options.copy_spans and source is not None:
             return generate_spans(rt, request, self.model, source)
         tokens = rt.tokenize(rt.chat_text(request.messages()))
         grammar = self._grammar(request.prompt.schema)

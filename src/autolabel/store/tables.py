@@ -117,7 +117,8 @@ class Prediction(SQLModel, table=True):
     # classify: label -> probability (sums to 1); multi_label: label -> P(applies);
     # spans: per-span confidences in span order; fields: field -> confidence.
     distribution: Any = _json()
-    method: str | None = None  # choice_logprobs | token_logprobs | label_probs | self_consistency
+    # choice_logprobs | listed_shares | token_logprobs | label_probs | self_consistency
+    method: str | None = None
     samples: Any = _json()  # self-consistency: the sampled canonical answers
     model: str = ""
     prompt_hash: str = ""

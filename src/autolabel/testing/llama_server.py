@@ -80,11 +80,19 @@ class LlamaCppServer:
         return self._log.read().decode("utf-8", "replace")[-chars:]
 
     def start(self) -> LlamaCppServer:
+        from autolabel.providers.llama_guard import choose_settings
+
         self.port = _free_port()
+        # The machine's verdict for this model (probed once, cached): where the default
+        # settings crash llama.cpp (AMX), the server runs with the safe ones too.
+        self.settings = choose_settings(self.model_path).settings
+        module = "llama_cpp.server"
+        if not self.settings.use_extra_bufts:
+            module = "autolabel.testing.llama_server_safe"
         cmd = [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            module,
             "--model",
             str(self.model_path),
             "--model_alias",
