@@ -140,6 +140,11 @@ def test_patch_replaces_only_the_block() -> None:
     assert parsed.multi_label is not None
     assert parsed.multi_label.priors == pytest.approx(rule.priors)
     assert parsed.multi_label.relative_threshold == rule.relative_threshold
+    assert "    neutral: " in once  # plain names stay bare; odd ones are quoted
+    odd = fit_listed_rule(["yes", "a b"], [{"yes": 0.7, "a b": 0.3}] * 2, [["yes"], ["a b"]])
+    quoted = patch_listed_rule_text(ONTOLOGY, odd)
+    if odd.priors:
+        assert '"yes": ' in quoted and '"a b": ' in quoted
     # Appended when the file has no block yet.
     bare = ONTOLOGY.replace("multi_label:\n  method: listed   # fitted below\n", "")
     assert parse_ontology(patch_listed_rule_text(bare, rule), source="e").listed_scoring

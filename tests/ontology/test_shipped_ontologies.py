@@ -36,7 +36,7 @@ CSV_GOLD = {
     ],
 }
 JSONL_GOLD = {
-    "goemotions": ["goemotions_test.jsonl", "small/goemotions_40.jsonl"],
+    "goemotions": ["goemotions_test.jsonl", "goemotions_dev.jsonl", "small/goemotions_40.jsonl"],
     "wnut17": ["wnut17_test.jsonl", "wnut17_dev.jsonl", "small/wnut17_40.jsonl"],
     "wnut17_fewshot": ["wnut17_dev.jsonl", "wnut17_test.jsonl"],
 }

@@ -100,7 +100,7 @@ def patch_listed_rule_text(text: str, rule: ListedRule, note: str = "") -> str:
     block.append(f"  relative_threshold: {rule.relative_threshold:g}")
     if rule.priors:
         block.append("  priors:")
-        block += [f"    {json.dumps(label)}: {p:.6f}" for label, p in rule.priors.items()]
+        block += [f"    {_yaml_key(label)}: {p:.6f}" for label, p in rule.priors.items()]
     rendered = [line + newline for line in block]
     start = next((i for i, line in enumerate(lines) if re.match(r"^multi_label\s*:", line)), None)
     if start is None:
@@ -112,6 +112,15 @@ def patch_listed_rule_text(text: str, rule: ListedRule, note: str = "") -> str:
             end = j
             break
     return "".join(lines[:start] + rendered + lines[end:])
+
+
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
+def _yaml_key(label: str) -> str:
+    """A label as a YAML key: bare when it cannot be read as anything else, else quoted."""
+    plain = re.fullmatch(r"[A-Za-z_][\w\-]*", label) and label.lower() not in _YAML_WORDS
+    return label if plain else json.dumps(label, ensure_ascii=False)
 
 
 def apply_listed_rule(ontology: str | Path, rule: ListedRule, note: str = "") -> Path:

@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -332,31 +332,42 @@ def _record(
 _LOAD_LOCK = threading.Lock()
 
 
-def load_llama(model_path: str, settings: RuntimeSettings, **kwargs: Any) -> Any:
-    """``llama_cpp.Llama(model_path, **kwargs)`` loaded with ``settings``' model params.
+def safe_default_params() -> Callable[[], None]:
+    """Make ``llama_model_default_params()`` return the safe settings
+    (``use_extra_bufts = False``) for every model loaded from now on; returns the undo.
 
-    ``Llama`` builds its ``llama_model_params`` from ``llama_model_default_params()``
-    and exposes no ``use_extra_bufts`` argument, so for the safe settings that
-    function is wrapped for the duration of the constructor (under a lock).
-    """
-    import llama_cpp
+    ``Llama`` (and ``llama_cpp.server``) build their model params from that function
+    and expose no ``use_extra_bufts`` argument, so it is wrapped."""
     import llama_cpp.llama_cpp as capi
+
+    original = capi.llama_model_default_params
+
+    def _safe_params() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    capi.llama_model_default_params = _safe_params
+
+    def undo() -> None:
+        capi.llama_model_default_params = original
+
+    return undo
+
+
+def load_llama(model_path: str, settings: RuntimeSettings, **kwargs: Any) -> Any:
+    """``llama_cpp.Llama(model_path, **kwargs)`` loaded with ``settings``' model params
+    (for the safe settings, :func:`safe_default_params` for the constructor, under a lock)."""
+    import llama_cpp
 
     if settings.use_extra_bufts:
         return llama_cpp.Llama(model_path=model_path, **kwargs)
     with _LOAD_LOCK:
-        original = capi.llama_model_default_params
-
-        def _safe_params() -> Any:
-            params = original()
-            params.use_extra_bufts = False
-            return params
-
-        capi.llama_model_default_params = _safe_params
+        undo = safe_default_params()
         try:
             return llama_cpp.Llama(model_path=model_path, **kwargs)
         finally:
-            capi.llama_model_default_params = original
+            undo()
 
 
 __all__ = [
@@ -372,6 +383,7 @@ __all__ = [
     "cpu_flags",
     "cpu_name",
     "load_llama",
+    "safe_default_params",
     "probe",
     "verdict_file",
 ]

@@ -11,21 +11,13 @@ arguments:
 
 from __future__ import annotations
 
-from typing import Any
-
 
 def main() -> None:
-    import llama_cpp.llama_cpp as capi
     from llama_cpp.server.__main__ import main as server_main
 
-    original = capi.llama_model_default_params
+    from autolabel.providers.llama_guard import safe_default_params
 
-    def _safe_params() -> Any:
-        params = original()
-        params.use_extra_bufts = False
-        return params
-
-    capi.llama_model_default_params = _safe_params
+    safe_default_params()  # for the server's whole life: no undo
     server_main()
 
 
