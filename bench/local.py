@@ -69,13 +69,20 @@ def _last_logprobs(llama):  # type: ignore[no-untyped-def]
     return read
 
 
+def _bare_llama(model_path: Path, n_threads: int):  # type: ignore[no-untyped-def]
+    """A plain ``llama_cpp.Llama``, with the settings the guard found safe on this machine
+    (the defaults crash llama.cpp on CPUs with AMX), as the engine loads it."""
+    from autolabel.providers.llama_guard import choose_settings, load_llama
+
+    settings = choose_settings(model_path).settings
+    return load_llama(str(model_path), settings, n_ctx=2048, n_threads=n_threads, verbose=False)
+
+
 def bench_bare(model_path: Path, prompts, labels, n_threads: int) -> tuple[float, list[str]]:
     """Per label, from scratch: eval the prompt, then each label token, reading the logits."""
-    from llama_cpp import Llama
-
     # logits_all=False: logits_all would copy n_tokens x n_vocab floats per eval, which is
     # far slower than this loop; the fair baseline reads the last row after each eval.
-    llama = Llama(str(model_path), n_ctx=2048, n_threads=n_threads, verbose=False)
+    llama = _bare_llama(model_path, n_threads)
     last_logprobs = _last_logprobs(llama)
 
     preds = []
@@ -104,9 +111,7 @@ def bench_bare(model_path: Path, prompts, labels, n_threads: int) -> tuple[float
 
 def bench_bare_once(model_path: Path, prompts, labels, n_threads: int) -> tuple[float, list[str]]:
     """Per item, from scratch: eval the prompt once, then score each label after it."""
-    from llama_cpp import Llama
-
-    llama = Llama(str(model_path), n_ctx=2048, n_threads=n_threads, verbose=False)
+    llama = _bare_llama(model_path, n_threads)
     last_logprobs = _last_logprobs(llama)
 
     preds = []
@@ -291,7 +296,6 @@ def bench_multi_label(
     golds = [set(it["gold"]) for it in test]
     runs = {
         "engine: listed + dev rule": (fitted, n, {}),
-        "listed, best-first + dev rule": (fitted, n_slow, {"listed_mass": 1e-2}),
         "questions, batched": (questions, n_slow, {}),
         "questions one by one": (questions, n_seq, {"batched": False}),
     }

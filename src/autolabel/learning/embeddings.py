@@ -100,11 +100,17 @@ class GGUFEmbedder:
     """Mean-pooled embeddings from a GGUF model via llama.cpp (a separate instance)."""
 
     def __init__(self, model_path: str, n_ctx: int = 512) -> None:
-        from llama_cpp import Llama  # optional: the `local` extra
+        # The optional `local` extra; loaded with the settings the AMX guard found safe.
+        from autolabel.providers.llama_guard import choose_settings, load_llama
 
         self.model_path = model_path
-        self._llm = Llama(
-            model_path=model_path, embedding=True, n_ctx=n_ctx, verbose=False, pooling_type=1
+        self._llm = load_llama(
+            model_path,
+            choose_settings(model_path).settings,
+            embedding=True,
+            n_ctx=n_ctx,
+            verbose=False,
+            pooling_type=1,
         )
 
     @property

@@ -115,11 +115,6 @@ class LocalOptions:
     # Bounded classify by best-first search over the labels' token trie (False: the
     # earlier label-level bounding, kept for benchmarks and as the >128-label path).
     search: bool = True
-    # Multi-label "listed": score labels likeliest first until the rest hold at most this
-    # share of the probability; 0: score every label in one decode, the default (with a
-    # prior correction most labels matter anyway, and the search's extra rounds cost
-    # more: GoEmotions, Qwen 1.5B, 2 cores: 3.6 s/item best-first vs 2.9 every label).
-    listed_mass: float = 0.0
     # Spans: copy-only constrained decoding (span_decoding.py); False: the GBNF grammar.
     copy_spans: bool = True
 
@@ -276,24 +271,17 @@ class LocalProvider(Provider):
         for each label as the answer's lead. ``label_scores`` holds those raw shares; the
         ontology's fitted rule (priors, relative threshold) decides which labels apply
         (``engine.confidence.listed_decision``), so refitting it needs no model call.
-        The sample lists the likeliest label. All labels' tokens go in one decode; with
-        ``listed_mass`` > 0 they are scored best-first instead
-        (``LlamaRuntime.score_bounded`` with ``mass``): the labels left when the rest
-        could hold at most that share keep their upper bounds.
+        The sample lists the likeliest label. All labels' tokens go in one decode: the
+        rule's priors can lift any label, so every share must be exact (a best-first
+        search, ``LlamaRuntime.score_bounded`` with ``mass``, was slower with priors and,
+        its skipped labels holding only bounds, worse).
         """
         labels = list(request.prompt.labels)
         rt = self.runtime
         text = rt.chat_text(request.messages()) + LISTED_PREFIX
         choices = [json.dumps(label, ensure_ascii=False)[1:-1] for label in labels]
         prefix, conts, n_in = self.choice_tokens(text, choices, "")
-        quote = rt.starts_with(b'"')
-        if self.options.listed_mass:
-            found, _ = rt.score_bounded(
-                prefix, conts, end=quote, mass=self.options.listed_mass, width=4
-            )
-        else:
-            found = rt.score_ended(prefix, conts, quote)
-        scores = np.array(found)
+        scores = np.array(rt.score_ended(prefix, conts, rt.starts_with(b'"')))
         shares = np.exp(scores - np.logaddexp.reduce(scores))
         probs = {label: float(p) for label, p in zip(labels, shares, strict=True)}
         top = labels[int(np.argmax(shares))]
