@@ -264,7 +264,7 @@ def make_goemotions(src: Path) -> None:
     # The upstream dev split, for fitting the multi-label rule (never the test slice): a
     # simple random sample, so the label shares it measures are the natural ones.
     dev = goemotions_rows(folder, "dev")
-    picked = sorted(random.Random(SEED + 4).sample(range(len(dev)), 200))
+    picked = sorted(random.Random(SEED + 4).sample(range(len(dev)), 600))
     write_jsonl(EVAL_DIR / "goemotions_dev.jsonl", [dev[i] for i in picked])
 
 
