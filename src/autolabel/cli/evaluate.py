@@ -236,8 +236,10 @@ def _apply_listed_rule(result: Any, used: dict[str, Any], target: str) -> bool:
         f"power {rule.power:g}; macro-F1 {rule.macro_f1:.3f} on these {rule.n_items} items) "
         f"into {path}"
     )
+    # Over both label sets: a fit without correction (no priors) differs from a run with.
     same = used.get("relative_threshold", 1.0) == rule.relative_threshold and all(
-        abs(priors.get(n, 1.0) - p) <= 1e-4 * max(p, 1e-6) for n, p in rule.priors.items()
+        abs(priors.get(n, 1.0) - rule.priors.get(n, 1.0)) <= 1e-4 * rule.priors.get(n, 1.0)
+        for n in {*priors, *rule.priors}
     )
     if not same:
         console.print(

@@ -108,7 +108,7 @@ def patch_listed_rule_text(text: str, rule: ListedRule, note: str = "") -> str:
         return text + tail + "".join(rendered)
     end = len(lines)
     for j in range(start + 1, len(lines)):
-        if _TOP_KEY.match(lines[j]) or (lines[j].startswith("#") and j > start):
+        if _TOP_KEY.match(lines[j]) or lines[j].startswith("#"):
             end = j
             break
     return "".join(lines[:start] + rendered + lines[end:])

@@ -256,7 +256,9 @@ class LocalProvider(Provider):
         )
 
     def _multi_label(self, request: ProviderRequest) -> ProviderResponse:
-        if request.prompt.answer_prefix == LISTED_PREFIX and self.options.batched:
+        # A listed prompt always gets shares (the engine reads them through the
+        # ontology's rule); ``batched`` only chooses how the questions are decoded.
+        if request.prompt.answer_prefix == LISTED_PREFIX:
             return self._multi_label_listed(request)
         return self._multi_label_questions(request)
 

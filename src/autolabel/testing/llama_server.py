@@ -85,9 +85,9 @@ class LlamaCppServer:
         self.port = _free_port()
         # The machine's verdict for this model (probed once, cached): where the default
         # settings crash llama.cpp (AMX), the server runs with the safe ones too.
-        self.settings = choose_settings(self.model_path).settings
+        settings = choose_settings(self.model_path).settings
         module = "llama_cpp.server"
-        if not self.settings.use_extra_bufts:
+        if not settings.use_extra_bufts:
             module = "autolabel.testing.llama_server_safe"
         cmd = [
             sys.executable,
