@@ -179,8 +179,13 @@ def test_cli_apply_fits_the_rule_then_the_threshold(
             name=name,
         )
 
-    first = labelled(ontology, "dev-1")
     args = ["--db", sqlite_url, "--gold", "emo", "--apply", "--ontology", str(path)]
+    # Answers without listed shares (an endpoint's, say): nothing to fit, file untouched.
+    other = make_run(db, ontology, "emo", {e: (g, 0.9) for e, g in items}, name="endpoint")
+    assert cli(["eval", str(other), *args]) == 2
+    assert "no item of the run has listed label shares" in capsys.readouterr().err
+    assert path.read_text(encoding="utf-8") == ONTOLOGY
+    first = labelled(ontology, "dev-1")
     assert cli(["eval", str(first), *args]) == 0
     out = capsys.readouterr().out
     assert "wrote multi_label" in out and "review.threshold left as it is" in out

@@ -219,9 +219,13 @@ def _apply_listed_rule(result: Any, used: dict[str, Any], target: str) -> bool:
     from autolabel.evaluation.apply import apply_listed_rule
     from autolabel.evaluation.multilabel_rule import fit_listed_rule, raw_shares
 
-    scored = [p for p in result.pairs if p.pred is not None and isinstance(p.distribution, dict)]
+    scored = [p for p in result.pairs if p.pred is not None and p.method == "listed_shares"]
     if not scored:
-        raise ConfigError("no item of the run has label shares: nothing to fit")
+        raise ConfigError(
+            "no item of the run has listed label shares: nothing to fit",
+            hint="the listed rule is fitted on runs of the embedded model (--model, no "
+            "--base-url); an endpoint's answers carry no shares",
+        )
     labels = list(scored[0].distribution)
     priors = used.get("priors") or {}
     shares = [raw_shares(p.distribution, priors, labels) for p in scored]

@@ -48,6 +48,7 @@ class Pair:
     model_ms: float | None = None
     cache_hit: bool = False
     error: str | None = None
+    method: str | None = None  # how the confidence was obtained (engine.confidence)
 
 
 @dataclass
@@ -120,6 +121,7 @@ def load_pairs(session: Session, run: Run, gold: GoldSet) -> tuple[list[Pair], i
                 model_ms=p.model_ms,
                 cache_hit=p.cache_hit,
                 error=p.error,
+                method=p.method,
             )
         )
     return pairs, unmatched
